@@ -1,0 +1,64 @@
+"""Per-attempt behavior analyses and per-student performance aggregates."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Enum, ForeignKey, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from veritas.db.base import Base, DropoutRisk, created_at, uuid_pk
+
+
+class BehaviorAnalysis(Base):
+    __tablename__ = "behavior_analysis"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    exam_attempt_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("exam_attempts.id"), unique=True)
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    total_monitoring_events: Mapped[int] = mapped_column(server_default="0")
+    anomaly_count: Mapped[int] = mapped_column(server_default="0")
+    critical_events: Mapped[int] = mapped_column(server_default="0")
+    integrity_score: Mapped[float | None]
+    originality_indicators: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
+    lmi_score: Mapped[float | None]
+    improvement_trend: Mapped[str | None]
+    dropout_label: Mapped[DropoutRisk | None] = mapped_column(
+        Enum(DropoutRisk, name="dropout_risk", create_type=False)
+    )
+    dropout_confidence: Mapped[float | None]
+    llm_summary: Mapped[str | None]
+    llm_recommendations: Mapped[list[Any]] = mapped_column(server_default="[]")
+    llm_model_version: Mapped[str | None]
+    requires_instructor_attention: Mapped[bool] = mapped_column(server_default="false")
+    requires_recap: Mapped[bool] = mapped_column(server_default="false")
+    analysis_version: Mapped[str | None]
+    details: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
+    completed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class PerformanceMetrics(Base):
+    __tablename__ = "performance_metrics"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), unique=True)
+    total_attempts: Mapped[int] = mapped_column(server_default="0")
+    total_passed: Mapped[int] = mapped_column(server_default="0")
+    avg_score: Mapped[float | None]
+    strengths: Mapped[list[Any]] = mapped_column(server_default="[]")
+    weaknesses: Mapped[list[Any]] = mapped_column(server_default="[]")
+    subject_scores: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
+    avg_integrity_score: Mapped[float | None]
+    integrity_trend: Mapped[str | None]
+    avg_lmi: Mapped[float | None]
+    lmi_trend: Mapped[str | None]
+    current_risk_label: Mapped[DropoutRisk | None] = mapped_column(
+        Enum(DropoutRisk, name="dropout_risk", create_type=False)
+    )
+    flagged_for_intervention: Mapped[bool] = mapped_column(server_default="false")
+    last_updated: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_attempt_date: Mapped[datetime | None]

@@ -1,0 +1,272 @@
+"""Read-only queries behind the dashboards; every teacher query is scoped by exam rights."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from veritas.analysis.models import BehaviorAnalysis, PerformanceMetrics
+from veritas.auth.models import StudentProfile, User
+from veritas.auth.permissions import ExamRight, restrict
+from veritas.auth.tokens import Claims
+from veritas.db.base import AttemptStatus, DropoutRisk
+from veritas.exams.models import Exam, ExamAttempt
+from veritas.monitoring.models import MonitoringEvent
+
+COMPLETED = ExamAttempt.status == AttemptStatus.completed
+
+
+def _value(v: Any) -> Any:
+    return v.value if hasattr(v, "value") else v
+
+
+# --- students ---------------------------------------------------------------------------
+
+
+def profile_dict(profile: StudentProfile | None) -> dict[str, Any]:
+    fields = ("cumulative_integrity_score", "cumulative_lmi", "total_exams_attempted",
+              "total_exams_passed", "current_dropout_risk", "flagged_for_review",
+              "enrollment_id", "cohort")
+    if profile is None:
+        return {f: None for f in fields}
+    return {f: _value(getattr(profile, f)) for f in fields}
+
+
+async def history(
+    session: AsyncSession, student_id: uuid.UUID, scope: Select | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """A student's attempts, newest first; `scope` limits them to some exam ids."""
+    query = (
+        select(ExamAttempt, Exam.title, Exam.subject)
+        .join(Exam, Exam.id == ExamAttempt.exam_id)
+        .where(ExamAttempt.student_id == student_id)
+        .order_by(ExamAttempt.started_at.desc(), ExamAttempt.id.desc())
+        .limit(limit)
+    )
+    if scope is not None:
+        query = query.where(ExamAttempt.exam_id.in_(scope))
+    rows = (await session.execute(query)).all()
+    return [
+        {
+            "attempt_id": a.id, "exam_id": a.exam_id, "exam_title": title, "subject": subject,
+            "status": a.status.value, "score": a.score, "max_score": a.max_score,
+            "percentage": a.percentage, "passed": a.passed, "integrity_score": a.integrity_score,
+            "dropout_label": _value(a.dropout_label), "flagged": a.flagged,
+            "started_at": a.started_at, "completed_at": a.completed_at,
+        }
+        for a, title, subject in rows
+    ]
+
+
+async def latest_analysis(session: AsyncSession, student_id: uuid.UUID) -> BehaviorAnalysis | None:
+    return await session.scalar(
+        select(BehaviorAnalysis)
+        .where(BehaviorAnalysis.student_id == student_id)
+        .order_by(BehaviorAnalysis.created_at.desc())
+        .limit(1)
+    )
+
+
+async def student_dashboard(session: AsyncSession, student_id: uuid.UUID) -> dict[str, Any]:
+    profile = await session.scalar(
+        select(StudentProfile).where(StudentProfile.user_id == student_id)
+    )
+    metrics = await session.scalar(
+        select(PerformanceMetrics).where(PerformanceMetrics.student_id == student_id)
+    )
+    exam_history = await history(session, student_id)
+    for item in exam_history:  # the student's own view carries no review internals
+        item.pop("flagged")
+        item.pop("dropout_label")
+    analysis = await latest_analysis(session, student_id)
+    return {
+        "profile": profile_dict(profile) | {
+            "avg_score": metrics.avg_score if metrics else None,
+            "subject_scores": metrics.subject_scores if metrics else {},
+        },
+        "exam_history": exam_history,
+        "integrity_status": {
+            "cumulative_integrity_score": profile.cumulative_integrity_score if profile else None,
+            "latest_integrity_score": next(
+                (h["integrity_score"] for h in exam_history if h["integrity_score"] is not None),
+                None,
+            ),
+            "analyzed": analysis is not None,
+        },
+        "dropout_risk": {
+            "label": _value(profile.current_dropout_risk) if profile else None,
+            "confidence": analysis.dropout_confidence if analysis else None,
+        },
+        "recommendations": list(analysis.llm_recommendations) if analysis else [],
+    }
+
+
+async def monitoring_summary(session: AsyncSession, attempt: ExamAttempt) -> dict[str, Any]:
+    rows = (
+        await session.execute(
+            select(MonitoringEvent.event_type, MonitoringEvent.severity, func.count())
+            .where(MonitoringEvent.exam_attempt_id == attempt.id,
+                   MonitoringEvent.attempt_started_at == attempt.started_at)
+            .group_by(MonitoringEvent.event_type, MonitoringEvent.severity)
+        )
+    ).all()
+    by_type: dict[str, int] = {}
+    by_severity: dict[str, int] = {s: 0 for s in ("normal", "warning", "critical")}
+    for event_type, severity, n in rows:
+        by_type[event_type] = by_type.get(event_type, 0) + n
+        by_severity[severity.value] += n
+    return {"total_events": sum(by_type.values()), "by_type": by_type, "by_severity": by_severity}
+
+
+def attempt_dict(attempt: ExamAttempt, exam: Exam) -> dict[str, Any]:
+    return {
+        "attempt_id": attempt.id, "exam_id": attempt.exam_id, "exam_title": exam.title,
+        "status": attempt.status.value, "score": attempt.score, "max_score": attempt.max_score,
+        "percentage": attempt.percentage, "passed": attempt.passed,
+        "integrity_score": attempt.integrity_score, "started_at": attempt.started_at,
+        "expires_at": attempt.expires_at, "completed_at": attempt.completed_at,
+        "duration_seconds": attempt.duration_seconds,
+        "responses": attempt.submission_data.get("responses"),
+    }
+
+
+# --- teachers ---------------------------------------------------------------------------
+
+
+def _exam_stats_columns() -> list[Any]:
+    return [
+        func.count(func.distinct(ExamAttempt.student_id)).label("unique_students"),
+        func.count(ExamAttempt.id).label("total_attempts"),
+        func.avg(ExamAttempt.percentage).label("avg_score"),
+        func.avg(case((ExamAttempt.passed, 1.0), else_=0.0)).label("pass_rate"),
+        func.avg(ExamAttempt.integrity_score).label("avg_integrity"),
+        func.count(ExamAttempt.id)
+        .filter(ExamAttempt.dropout_label == DropoutRisk.high_risk)
+        .label("high_risk_count"),
+        func.count(ExamAttempt.id).filter(ExamAttempt.flagged).label("flagged_count"),
+    ]
+
+
+def _stats(row: Any) -> dict[str, Any]:
+    total = row.total_attempts
+    return {
+        "unique_students": row.unique_students,
+        "total_attempts": total,
+        "avg_score": float(row.avg_score) if row.avg_score is not None else None,
+        "pass_rate": float(row.pass_rate) if total else None,
+        "avg_integrity": float(row.avg_integrity) if row.avg_integrity is not None else None,
+        "high_risk_count": row.high_risk_count,
+        "flagged_count": row.flagged_count,
+    }
+
+
+async def teacher_exam_stats(session: AsyncSession, user: Claims, limit: int = 100) -> list[dict]:
+    query = (
+        select(Exam.id, Exam.title, Exam.subject, Exam.is_published, *_exam_stats_columns())
+        .outerjoin(ExamAttempt, and_(ExamAttempt.exam_id == Exam.id, COMPLETED))
+        .group_by(Exam.id)
+        .order_by(Exam.created_at.desc())
+        .limit(limit)
+    )
+    rows = (await session.execute(restrict(query, Exam.id, user, ExamRight.analytics))).all()
+    return [
+        {"exam_id": r.id, "title": r.title, "subject": r.subject,
+         "is_published": r.is_published} | _stats(r)
+        for r in rows
+    ]
+
+
+async def exam_analytics(session: AsyncSession, exam: Exam) -> dict[str, Any]:
+    stats = (
+        await session.execute(
+            select(*_exam_stats_columns()).where(ExamAttempt.exam_id == exam.id, COMPLETED)
+        )
+    ).one()
+    attempts = (
+        await session.execute(
+            select(ExamAttempt, User.username, User.full_name)
+            .join(User, User.id == ExamAttempt.student_id)
+            .where(ExamAttempt.exam_id == exam.id)
+            .order_by(ExamAttempt.student_id, ExamAttempt.started_at)
+        )
+    ).all()
+    students: dict[uuid.UUID, dict[str, Any]] = {}
+    for attempt, username, full_name in attempts:
+        entry = students.setdefault(attempt.student_id, {
+            "student_id": attempt.student_id, "username": username, "full_name": full_name,
+            "attempts": [], "integrity_score": None, "dropout_label": None,
+        })
+        entry["attempts"].append({
+            "attempt_id": attempt.id, "status": attempt.status.value, "score": attempt.score,
+            "percentage": attempt.percentage, "passed": attempt.passed,
+            "integrity_score": attempt.integrity_score, "flagged": attempt.flagged,
+            "started_at": attempt.started_at, "completed_at": attempt.completed_at,
+        })
+        if attempt.integrity_score is not None:
+            entry["integrity_score"] = attempt.integrity_score  # the latest analyzed one
+        if attempt.dropout_label is not None:
+            entry["dropout_label"] = attempt.dropout_label.value
+    return {"analytics": {k: v for k, v in _stats(stats).items() if k != "flagged_count"},
+            "students": list(students.values())}
+
+
+async def flagged_students(session: AsyncSession, user: Claims, limit: int = 50) -> list[dict]:
+    query = (
+        select(User.id, User.username, User.full_name,
+               func.count(ExamAttempt.id).label("flagged_attempts"),
+               func.max(ExamAttempt.completed_at).label("last_flagged"))
+        .join(ExamAttempt, ExamAttempt.student_id == User.id)
+        .where(ExamAttempt.flagged)
+        .group_by(User.id)
+        .order_by(func.max(ExamAttempt.completed_at).desc().nulls_last())
+        .limit(limit)
+    )
+    rows = (await session.execute(restrict(query, ExamAttempt.exam_id, user, ExamRight.analytics)))
+    return [
+        {"student_id": r.id, "username": r.username, "full_name": r.full_name,
+         "flagged_attempts": r.flagged_attempts, "last_flagged": r.last_flagged}
+        for r in rows.all()
+    ]
+
+
+def alerts_query(user: Claims) -> Select:
+    """Anomalous events of attempts at exams the caller may analyze."""
+    query = (
+        select(MonitoringEvent, ExamAttempt.exam_id, Exam.title)
+        .join(ExamAttempt, and_(ExamAttempt.id == MonitoringEvent.exam_attempt_id,
+                                ExamAttempt.started_at == MonitoringEvent.attempt_started_at))
+        .join(Exam, Exam.id == ExamAttempt.exam_id)
+        .where(MonitoringEvent.is_anomaly)
+    )
+    return restrict(query, ExamAttempt.exam_id, user, ExamRight.analytics)
+
+
+def alert_dict(event: MonitoringEvent, exam_id: uuid.UUID, title: str) -> dict[str, Any]:
+    return {
+        "id": event.id, "kind": "monitoring_anomaly", "severity": event.severity.value,
+        "attempt_id": event.exam_attempt_id, "exam_id": exam_id, "exam_title": title,
+        "student_id": event.student_id, "event_type": event.event_type,
+        "anomaly_score": event.anomaly_score, "description": event.description,
+        "created_at": event.server_timestamp,
+    }
+
+
+def event_dict(event: MonitoringEvent) -> dict[str, Any]:
+    return {
+        "id": event.id, "event_id": event.event_id, "attempt_id": event.exam_attempt_id,
+        "student_id": event.student_id, "event_type": event.event_type,
+        "severity": event.severity.value, "data": event.data_payload,
+        "is_anomaly": event.is_anomaly, "anomaly_score": event.anomaly_score,
+        "description": event.description, "analysis_notes": event.analysis_notes,
+        "client_timestamp": event.client_timestamp, "server_timestamp": event.server_timestamp,
+    }
+
+
+def analysis_dict(analysis: BehaviorAnalysis | None) -> dict[str, Any] | None:
+    if analysis is None:
+        return None
+    columns = BehaviorAnalysis.__table__.columns.keys()
+    return {c: _value(getattr(analysis, c)) for c in columns}

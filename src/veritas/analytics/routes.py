@@ -1,0 +1,224 @@
+"""Dashboards and read views for students and teachers."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select, tuple_
+
+from veritas.analysis.models import BehaviorAnalysis
+from veritas.analytics import queries
+from veritas.audit import service as audit
+from veritas.auth.models import StudentProfile
+from veritas.auth.permissions import ExamRight, require_exam, visible_exam_ids
+from veritas.db.base import Role, Severity
+from veritas.deps import ContextDep, SessionDep, Staff, Student
+from veritas.errors import Invalid, NotFound
+from veritas.exams import service as exams
+from veritas.exams.models import Exam, ExamAttempt
+from veritas.exams.routes import exam_out
+from veritas.monitoring.models import MonitoringEvent
+from veritas.pagination import PageParams, oldest_first, page, page_params
+
+student = APIRouter(prefix="/api/student", tags=["student"])
+teacher = APIRouter(prefix="/api/teacher", tags=["teacher"])
+
+Page = Annotated[PageParams, Depends(page_params)]
+
+
+@student.get("/dashboard")
+async def student_dashboard(session: SessionDep, user: Student) -> dict[str, Any]:
+    return await queries.student_dashboard(session, user.user_id)
+
+
+@student.get("/attempts/{attempt_id}")
+async def student_attempt(
+    attempt_id: uuid.UUID, session: SessionDep, user: Student
+) -> dict[str, Any]:
+    attempt = await exams.own_attempt(session, user, attempt_id)
+    exam = await session.get(Exam, attempt.exam_id)
+    assert exam is not None
+    analysis = await session.scalar(
+        select(BehaviorAnalysis).where(BehaviorAnalysis.exam_attempt_id == attempt.id)
+    )
+    return queries.attempt_dict(attempt, exam) | {
+        "monitoring_summary": await queries.monitoring_summary(session, attempt),
+        "integrity": {"score": attempt.integrity_score, "analyzed": analysis is not None},
+        "feedback": {
+            "summary": analysis.llm_summary if analysis else None,
+            "recommendations": list(analysis.llm_recommendations) if analysis else [],
+        },
+    }
+
+
+@teacher.get("/dashboard")
+async def teacher_dashboard(session: SessionDep, user: Staff) -> dict[str, Any]:
+    alerts = (await session.execute(
+        queries.alerts_query(user)
+        .order_by(MonitoringEvent.severity.desc(), MonitoringEvent.server_timestamp.desc())
+        .limit(20)
+    )).all()
+    return {
+        "exams": await queries.teacher_exam_stats(session, user),
+        "alerts": [queries.alert_dict(*row) for row in alerts],
+        "flagged_students": await queries.flagged_students(session, user),
+    }
+
+
+@teacher.get("/exams/{exam_id}/analytics")
+async def exam_analytics(
+    exam_id: uuid.UUID, session: SessionDep, user: Staff, ctx: ContextDep
+) -> dict[str, Any]:
+    exam = await require_exam(session, user, exam_id, ExamRight.analytics)
+    result = await queries.exam_analytics(session, exam)
+    await audit.record(session, ctx, user.user_id, "view_student_data", "exam", exam.id,
+                       {"view": "exam_analytics"})
+    return {"exam": exam_out(exam)} | result
+
+
+@teacher.get("/students/{student_id}")
+async def student_detail(
+    student_id: uuid.UUID, session: SessionDep, user: Staff, ctx: ContextDep
+) -> dict[str, Any]:
+    student_user = await exams.require_student(session, student_id)
+    scope = visible_exam_ids(user, ExamRight.analytics)
+    attempts = await queries.history(session, student_id, scope, limit=500)
+    if user.role is not Role.admin and not attempts:
+        # A student who never sat one of the caller's exams is none of the caller's business.
+        raise NotFound("student not found")
+    profile = await session.scalar(
+        select(StudentProfile).where(StudentProfile.user_id == student_id)
+    )
+    await audit.record(session, ctx, user.user_id, "view_student_data", "student", student_id,
+                       {"view": "student_detail"})
+    return {
+        "student_id": student_user.id, "username": student_user.username,
+        "full_name": student_user.full_name, "email": student_user.email,
+        "profile": queries.profile_dict(profile), "attempts": attempts,
+    }
+
+
+async def _visible_attempt(session: SessionDep, user: Staff, attempt_id: uuid.UUID) -> tuple:
+    attempt = await session.get(ExamAttempt, attempt_id)
+    if attempt is None:
+        raise NotFound("attempt not found")
+    exam = await require_exam(session, user, attempt.exam_id, ExamRight.analytics)
+    return attempt, exam
+
+
+@teacher.get("/attempts/{attempt_id}")
+async def attempt_detail(
+    attempt_id: uuid.UUID, session: SessionDep, user: Staff, ctx: ContextDep
+) -> dict[str, Any]:
+    attempt, exam = await _visible_attempt(session, user, attempt_id)
+    analysis = await session.scalar(
+        select(BehaviorAnalysis).where(BehaviorAnalysis.exam_attempt_id == attempt.id)
+    )
+    await audit.record(session, ctx, user.user_id, "view_student_data", "exam_attempt",
+                       attempt.id, {"student_id": str(attempt.student_id)})
+    return queries.attempt_dict(attempt, exam) | {
+        "student_id": attempt.student_id,
+        "flagged": attempt.flagged,
+        "lmi": attempt.lmi,
+        "dropout_label": attempt.dropout_label.value if attempt.dropout_label else None,
+        "drafts": attempt.submission_data.get("drafts", []),
+        "metadata": attempt.metadata_,
+        "monitoring_summary": await queries.monitoring_summary(session, attempt),
+        "behavior_analysis": queries.analysis_dict(analysis),
+    }
+
+
+def _payload_filter(payload: str | None) -> dict[str, Any] | None:
+    if payload is None:
+        return None
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise Invalid("payload must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise Invalid("payload must be a JSON object")
+    return value
+
+
+@teacher.get("/attempts/{attempt_id}/monitoring")
+async def attempt_monitoring(
+    attempt_id: uuid.UUID, session: SessionDep, user: Staff, ctx: ContextDep, paging: Page,
+    event_type: Annotated[str | None, Query(max_length=64)] = None,
+    severity: Severity | None = None,
+    is_anomaly: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    payload: Annotated[str | None, Query(max_length=4096,
+                                         description="JSON object matched by containment")] = None,
+) -> dict[str, Any]:
+    attempt, _ = await _visible_attempt(session, user, attempt_id)
+    query = select(MonitoringEvent).where(
+        MonitoringEvent.exam_attempt_id == attempt.id,
+        MonitoringEvent.attempt_started_at == attempt.started_at,  # one partition
+    )
+    if event_type is not None:
+        query = query.where(MonitoringEvent.event_type == event_type)
+    if severity is not None:
+        query = query.where(MonitoringEvent.severity == severity)
+    if is_anomaly is not None:
+        query = query.where(MonitoringEvent.is_anomaly.is_(is_anomaly))
+    if since is not None:
+        query = query.where(MonitoringEvent.server_timestamp >= since)
+    if until is not None:
+        query = query.where(MonitoringEvent.server_timestamp < until)
+    contained = _payload_filter(payload)
+    if contained is not None:
+        query = query.where(MonitoringEvent.data_payload.contains(contained))
+    query = oldest_first(query, MonitoringEvent.server_timestamp, MonitoringEvent.id, paging)
+    rows = list((await session.scalars(query)).all())
+    await audit.record(session, ctx, user.user_id, "view_student_data", "exam_attempt",
+                       attempt.id, {"view": "monitoring", "student_id": str(attempt.student_id)})
+    result = page(rows, paging, lambda e: (e.server_timestamp, e.id))
+    result["items"] = [queries.event_dict(e) for e in result["items"]]
+    return result
+
+
+SEVERITY_RANK = {"normal": 0, "warning": 1, "critical": 2}
+
+
+def _alert_cursor(event: MonitoringEvent) -> str:
+    raw = orjson.dumps([event.severity.value, event.server_timestamp.isoformat(), str(event.id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _parse_alert_cursor(cursor: str) -> tuple[Severity, datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        severity, when, event_id = orjson.loads(raw)
+        return Severity(severity), datetime.fromisoformat(when), uuid.UUID(event_id)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise Invalid("invalid cursor") from None
+
+
+@teacher.get("/alerts")
+async def alerts(
+    session: SessionDep, user: Staff, paging: Page,
+    exam_id: uuid.UUID | None = None, severity: Severity | None = None,
+) -> dict[str, Any]:
+    """Most severe first, then newest first."""
+    query = queries.alerts_query(user)
+    if exam_id is not None:
+        query = query.where(ExamAttempt.exam_id == exam_id)
+    if severity is not None:
+        query = query.where(MonitoringEvent.severity == severity)
+    key = (MonitoringEvent.severity, MonitoringEvent.server_timestamp, MonitoringEvent.id)
+    if paging.cursor:
+        query = query.where(tuple_(*key) < tuple_(*_parse_alert_cursor(paging.cursor)))
+    query = query.order_by(*(k.desc() for k in key)).limit(paging.limit + 1)
+    rows = (await session.execute(query)).all()
+    has_more = len(rows) > paging.limit
+    rows = rows[: paging.limit]
+    return {
+        "items": [queries.alert_dict(*row) for row in rows],
+        "next_cursor": _alert_cursor(rows[-1][0]) if has_more and rows else None,
+    }

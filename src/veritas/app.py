@@ -1,0 +1,225 @@
+"""create_app(): routers, middleware, error handlers and the process's background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from veritas.admin.routes import router as admin_router
+from veritas.analytics.routes import student as student_views
+from veritas.analytics.routes import teacher as teacher_views
+from veritas.auth.revocation import RevocationCache
+from veritas.auth.routes import router as auth_router
+from veritas.config import Settings, asyncpg_dsn
+from veritas.db.engine import create_engine, create_sessionmaker
+from veritas.errors import VeritasError
+from veritas.exams import service as exams
+from veritas.exams.routes import student as student_exams
+from veritas.exams.routes import teacher as teacher_exams
+from veritas.monitoring.ingest import Ingestor
+from veritas.monitoring.routes import router as monitor_router
+from veritas.runtime import Runtime
+
+log = logging.getLogger("veritas")
+
+SWEEP_SECONDS = 30
+
+
+class BodyLimit:
+    """Refuse bodies over the limit with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(send, self.max_bytes)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _too_large(send, self.max_bytes)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, max_bytes: int) -> None:
+    body = f'{{"detail":"request body over {max_bytes} bytes"}}'.encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _sweep_abandoned(rt: Runtime) -> None:
+    """Abandon attempts whose time plus grace ran out, so they stop taking events."""
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        try:
+            async with rt.sessions() as session, session.begin():
+                await exams.abandon_expired(session, rt.settings.attempt_grace_minutes)
+        except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+            log.warning("abandon sweep failed: %s", exc)
+
+
+def _resolve_database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    from veritas.db.embedded import start_embedded
+    from veritas.db.migrate import upgrade
+
+    url = start_embedded(settings.data_dir)
+    upgrade(url)
+    return url
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = _resolve_database_url(settings)
+        dsn = asyncpg_dsn(url)
+        engine = create_engine(settings, url)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4,
+                                         server_settings={"timezone": "UTC"})
+        revocations = RevocationCache(dsn, settings.redis_url)
+        ingestor = Ingestor(pool, dsn, grace_minutes=settings.attempt_grace_minutes,
+                            queue_max_events=settings.ingest_queue_max_events,
+                            max_batch_rows=settings.ingest_max_batch_rows)
+        rt = Runtime(settings=settings, database_url=url, engine=engine,
+                     sessions=create_sessionmaker(engine), pool=pool, revocations=revocations,
+                     ingestor=ingestor)
+        app.state.runtime = rt
+        await revocations.start()
+        await ingestor.start()
+        sweeper = asyncio.create_task(_sweep_abandoned(rt), name="abandon-sweeper")
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await ingestor.stop()
+            await revocations.stop()
+            await pool.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Veritas",
+        version="0.1.0",
+        description="Exam integrity platform: monitoring, integrity analysis, learning analytics.",
+        lifespan=lifespan,
+        debug=False,  # never a stack trace in a response, whatever DEBUG says
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        runtime = getattr(request.app.state, "runtime", None)
+        if runtime is not None:
+            runtime.metrics.count_request(request.method, response.status_code)
+        return response
+
+    @app.exception_handler(VeritasError)
+    async def veritas_error(_request: Request, exc: VeritasError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, 422)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(OSError)
+    async def database_down(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return JSONResponse({"detail": "database unavailable; retry shortly"}, 503,
+                            headers={"Retry-After": "2"})
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return JSONResponse({"detail": "database unavailable; retry shortly"}, 503,
+                                headers={"Retry-After": "2"})
+        log.exception("database error")
+        return JSONResponse({"detail": "internal error"}, 500)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse({"detail": "internal error"}, 500)
+
+    for router in (auth_router, student_exams, student_views, teacher_exams, teacher_views,
+                   admin_router, monitor_router):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> JSONResponse:
+        rt: Runtime = request.app.state.runtime
+        try:
+            async with rt.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ready", "database": "ok",
+                             "revocation_feed": "ok" if rt.revocations.healthy else "degraded"})
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    async def metrics(request: Request) -> PlainTextResponse:
+        rt: Runtime = request.app.state.runtime
+        gauges = {f"ingest_{k}": float(v) for k, v in rt.ingestor.stats.items()}
+        gauges["ingest_queued_rows"] = float(rt.ingestor.queued_rows)
+        gauges["revocation_feed_healthy"] = float(rt.revocations.healthy)
+        return PlainTextResponse(rt.metrics.render(gauges),
+                                 media_type="text/plain; version=0.0.4")
+
+    return app

@@ -1,0 +1,71 @@
+"""Users, their profiles and issued tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Enum, ForeignKey, func
+from sqlalchemy.dialects.postgresql import INET
+from sqlalchemy.orm import Mapped, mapped_column
+
+from veritas.db.base import Base, DropoutRisk, Role, created_at, uuid_pk
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    email: Mapped[str]
+    username: Mapped[str]
+    password_hash: Mapped[str]
+    role: Mapped[Role] = mapped_column(Enum(Role, name="user_role", create_type=False))
+    full_name: Mapped[str | None]
+    is_active: Mapped[bool] = mapped_column(server_default="true")
+    is_verified: Mapped[bool] = mapped_column(server_default="false")
+    last_login: Mapped[datetime | None]
+    last_login_ip: Mapped[str | None] = mapped_column(INET)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default="{}")
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class StudentProfile(Base):
+    __tablename__ = "student_profiles"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), unique=True)
+    enrollment_id: Mapped[str | None]
+    cohort: Mapped[str | None]
+    cumulative_integrity_score: Mapped[float | None]
+    cumulative_lmi: Mapped[float | None]
+    total_exams_attempted: Mapped[int] = mapped_column(server_default="0")
+    total_exams_passed: Mapped[int] = mapped_column(server_default="0")
+    current_dropout_risk: Mapped[DropoutRisk | None] = mapped_column(
+        Enum(DropoutRisk, name="dropout_risk", create_type=False)
+    )
+    flagged_for_review: Mapped[bool] = mapped_column(server_default="false")
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class TeacherProfile(Base):
+    __tablename__ = "teacher_profiles"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), unique=True)
+    department: Mapped[str | None]
+    created_at: Mapped[datetime] = created_at()
+
+
+class AuthToken(Base):
+    __tablename__ = "auth_tokens"
+
+    jti: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    token_type: Mapped[str]
+    family_id: Mapped[uuid.UUID]
+    issued_at: Mapped[datetime] = created_at()
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

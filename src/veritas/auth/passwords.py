@@ -1,0 +1,63 @@
+"""Password policy and bcrypt hashing, kept off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from functools import lru_cache
+from importlib import resources
+
+import bcrypt
+
+from veritas.errors import Invalid
+
+MIN_LENGTH = 8
+MAX_LENGTH = 128
+
+
+@lru_cache(maxsize=1)
+def _common_passwords() -> frozenset[str]:
+    text = (resources.files("veritas.auth") / "common_passwords.txt").read_text()
+    lines = (line.strip().lower() for line in text.splitlines())
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
+def check_policy(password: str) -> None:
+    """Refuse passwords that are too short, too long or well known."""
+    if len(password) < MIN_LENGTH:
+        raise Invalid(f"password must be at least {MIN_LENGTH} characters")
+    if len(password) > MAX_LENGTH:
+        raise Invalid(f"password must be at most {MAX_LENGTH} characters")
+    if password.lower() in _common_passwords():
+        raise Invalid("password is too common; choose one that is not on public lists")
+
+
+def _prehash(password: str) -> bytes:
+    # bcrypt reads only 72 bytes; a SHA-256 digest (base64, 44 bytes) makes every byte count.
+    return base64.b64encode(hashlib.sha256(password.encode()).digest())
+
+
+def _hash(password: str, rounds: int) -> str:
+    return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode()
+
+
+def _verify(password: str, hashed: str) -> bool:
+    try:
+        return bcrypt.checkpw(_prehash(password), hashed.encode())
+    except ValueError:
+        return False
+
+
+async def hash_password(password: str, rounds: int) -> str:
+    return await asyncio.to_thread(_hash, password, rounds)
+
+
+async def verify_password(password: str, hashed: str) -> bool:
+    return await asyncio.to_thread(_verify, password, hashed)
+
+
+@lru_cache(maxsize=4)
+def dummy_hash(rounds: int) -> str:
+    """A hash to verify against when the user does not exist, so timing reveals nothing."""
+    return _hash("no-such-user-password", rounds)

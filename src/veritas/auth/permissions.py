@@ -1,0 +1,65 @@
+"""Who may do what: the seed's role table and exam-level grants, in one place.
+
+Exam rights come from teacher_exam_permissions (the creator holds a full row). Lists apply
+`visible_exam_ids` in their WHERE clause, so a list can never contain an exam the caller may
+not see; single resources go through `require_exam`.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+
+from sqlalchemy import Select, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from veritas.auth.tokens import Claims
+from veritas.db.base import Role
+from veritas.errors import Forbidden, NotFound
+from veritas.exams.models import Exam, TeacherExamPermission
+
+
+class ExamRight(enum.Enum):
+    """`view` shows the exam itself; student data needs `analytics`; changes need `edit`."""
+
+    view = "can_view"
+    edit = "can_edit"
+    analytics = "can_view_analytics"
+
+
+def visible_exam_ids(user: Claims, right: ExamRight) -> Select | None:
+    """Subquery of the exam ids the caller holds `right` on; None means every exam (admin)."""
+    if user.role is Role.admin:
+        return None
+    if user.role is not Role.teacher:
+        return select(Exam.id).where(~true())
+    return select(TeacherExamPermission.exam_id).where(
+        TeacherExamPermission.teacher_id == user.user_id,
+        getattr(TeacherExamPermission, right.value).is_(True),
+    )
+
+
+def restrict(query: Select, exam_id_col: object, user: Claims, right: ExamRight) -> Select:
+    """Apply the caller's exam rights to a query's WHERE clause."""
+    allowed = visible_exam_ids(user, right)
+    return query if allowed is None else query.where(exam_id_col.in_(allowed))  # type: ignore[attr-defined]
+
+
+async def require_exam(
+    session: AsyncSession, user: Claims, exam_id: uuid.UUID, right: ExamRight
+) -> Exam:
+    exam = await session.get(Exam, exam_id)
+    if exam is None:
+        raise NotFound("exam not found")
+    if user.role is Role.admin:
+        return exam
+    if user.role is Role.teacher:
+        grant = await session.get(TeacherExamPermission, (user.user_id, exam_id))
+        if grant is not None and getattr(grant, right.value):
+            return exam
+    raise Forbidden("Not authorized for this exam")
+
+
+def can_manage_grants(user: Claims, exam: Exam) -> bool:
+    """Only the exam's creator or an admin grants and revokes access."""
+    return user.role is Role.admin or exam.creator_id == user.user_id

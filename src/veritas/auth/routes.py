@@ -1,0 +1,125 @@
+"""POST /api/auth/register, login, refresh, logout; GET /api/auth/me."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import ValidationError
+
+from veritas.audit import service as audit
+from veritas.auth import passwords, service, tokens
+from veritas.auth.models import User
+from veritas.auth.schemas import LoginIn, LogoutIn, RefreshIn, RegisterIn, TokenPair, UserOut
+from veritas.deps import ContextDep, CurrentUser, RuntimeDep, SessionDep, bearer, unit_of_work
+from veritas.errors import Forbidden, Invalid, RateLimited, Unauthorized
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+async def optional_actor(
+    rt: RuntimeDep, token: Annotated[str | None, Depends(bearer)]
+) -> tokens.Claims | None:
+    """The caller when a valid bearer token is sent (registering staff needs an admin)."""
+    if not token:
+        return None
+    claims = tokens.decode(rt.settings.signing_key, token, "access")
+    if rt.revocations.is_cut_off(claims.jti, claims.user_id) is not False:
+        raise Unauthorized("token revoked")
+    return claims
+
+
+@router.post("/register", status_code=201, response_model=UserOut)
+async def register(
+    body: RegisterIn, session: SessionDep, rt: RuntimeDep, ctx: ContextDep,
+    actor: Annotated[tokens.Claims | None, Depends(optional_actor)],
+) -> User:
+    return await service.register(session, rt.settings, body, ctx, actor)
+
+
+LOGIN_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": LoginIn.model_json_schema()},
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+                }
+            },
+        },
+    }
+}
+
+
+async def _login_body(request: Request) -> LoginIn:
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            data = {k: v for k, v in form.items() if k in ("username", "password")}
+        else:
+            data = await request.json()
+        body = LoginIn.model_validate(data)
+    except ValidationError as exc:
+        raise Invalid("login needs email or username, and password") from exc
+    except ValueError:
+        raise Invalid("body must be JSON or an OAuth2 password form") from None
+    if not (body.email or body.username):
+        raise Invalid("login needs email or username, and password")
+    return body
+
+
+@router.post("/login", response_model=TokenPair, openapi_extra=LOGIN_BODY)
+async def login(request: Request, rt: RuntimeDep, ctx: ContextDep) -> TokenPair:
+    body = await _login_body(request)
+    identifier = body.email or body.username or ""
+    settings = rt.settings
+    # Failures are recorded although the answer is an error, so this route commits its own
+    # short transactions; the slow password check runs between them, holding no connection.
+    async with unit_of_work(rt) as session:
+        user = await service.find_login_user(session, identifier)
+        retry_after = await service.login_retry_after(session, settings, ctx.ip, user)
+        if retry_after:
+            await audit.record(session, ctx, user.id if user else None, "login_rate_limited",
+                               "user", user.id if user else None, {"login": identifier[:254]})
+    if retry_after:
+        raise RateLimited("too many failed logins; try again later", retry_after)
+    hashed = user.password_hash if user else passwords.dummy_hash(settings.bcrypt_rounds)
+    password_ok = await passwords.verify_password(body.password, hashed)
+    async with unit_of_work(rt) as session:
+        outcome = await service.finish_login(session, settings, user, password_ok, identifier, ctx)
+    if outcome is service.LoginOutcome.invalid:
+        raise Unauthorized(service.INVALID_CREDENTIALS)
+    if outcome is service.LoginOutcome.inactive:
+        raise Forbidden("account is locked or inactive")
+    return outcome
+
+
+@router.post("/refresh", response_model=TokenPair)
+async def refresh(body: RefreshIn, rt: RuntimeDep, ctx: ContextDep) -> TokenPair:
+    # A reused token revokes its family, which must be committed despite the 401.
+    async with unit_of_work(rt) as session:
+        pair = await service.refresh(session, rt.settings, body.refresh_token, ctx)
+    if pair is None:
+        raise Unauthorized("refresh token already used")
+    return pair
+
+
+@router.post("/logout", status_code=204, response_class=Response)
+async def logout(
+    session: SessionDep, rt: RuntimeDep, user: CurrentUser, ctx: ContextDep,
+    body: LogoutIn | None = None,
+) -> Response:
+    await service.logout(session, rt.settings, user, body.refresh_token if body else None, ctx)
+    return Response(status_code=204)
+
+
+@router.get("/me", response_model=UserOut)
+async def me(session: SessionDep, user: CurrentUser) -> User:
+    row = await session.get(User, user.user_id)
+    if row is None:
+        raise Unauthorized("user no longer exists")
+    return row

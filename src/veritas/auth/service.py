@@ -1,0 +1,246 @@
+"""Registration, login, token rotation, logout, and cutting users off."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from veritas.analysis.models import PerformanceMetrics
+from veritas.audit import service as audit
+from veritas.auth import passwords, tokens
+from veritas.auth.models import AuthToken, StudentProfile, TeacherProfile, User
+from veritas.auth.revocation import CHANNEL, lock_message, revoke_message, unlock_message
+from veritas.auth.schemas import RegisterIn, TokenPair
+from veritas.config import Settings
+from veritas.db.base import Role
+from veritas.deps import PENDING_REVOCATIONS, RequestContext
+from veritas.errors import Conflict, Forbidden, NotFound, Unauthorized
+
+INVALID_CREDENTIALS = "invalid credentials"
+
+
+async def _announce(session: AsyncSession, messages: list[str]) -> None:
+    """NOTIFY inside the transaction (delivered only on commit) and queue the local update."""
+    for message in messages:
+        await session.execute(text("SELECT pg_notify(:ch, :msg)"), {"ch": CHANNEL, "msg": message})
+    session.info.setdefault(PENDING_REVOCATIONS, []).extend(messages)
+
+
+async def register(
+    session: AsyncSession, settings: Settings, body: RegisterIn, ctx: RequestContext,
+    actor: tokens.Claims | None,
+) -> User:
+    if body.role is not Role.student and (actor is None or actor.role is not Role.admin):
+        raise Forbidden("only an admin can create teacher or admin accounts")
+    passwords.check_policy(body.password)
+    taken = await session.scalar(
+        select(User.id).where(
+            (User.email == body.email) | (func.lower(User.username) == body.username.lower())
+        )
+    )
+    if taken:
+        raise Conflict("email or username already registered")
+    user = User(
+        email=body.email,
+        username=body.username,
+        password_hash=await passwords.hash_password(body.password, settings.bcrypt_rounds),
+        role=body.role,
+        full_name=body.full_name,
+        metadata_={},
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:  # a concurrent registration won the race
+        raise Conflict("email or username already registered") from None
+    await create_profile(session, user, body.enrollment_id, body.cohort)
+    await audit.record(session, ctx, actor.user_id if actor else user.id, "register", "user",
+                       user.id, {"role": user.role.value})
+    await session.refresh(user)
+    return user
+
+
+async def create_profile(
+    session: AsyncSession, user: User, enrollment_id: str | None = None, cohort: str | None = None
+) -> None:
+    if user.role is Role.student:
+        session.add(StudentProfile(user_id=user.id, enrollment_id=enrollment_id, cohort=cohort))
+        session.add(PerformanceMetrics(student_id=user.id))
+    elif user.role is Role.teacher:
+        session.add(TeacherProfile(user_id=user.id))
+    await session.flush()
+
+
+async def find_login_user(session: AsyncSession, identifier: str) -> User | None:
+    identifier = identifier.strip()
+    if "@" in identifier:
+        return await session.scalar(select(User).where(User.email == identifier.lower()))
+    return await session.scalar(select(User).where(func.lower(User.username) == identifier.lower()))
+
+
+async def login_retry_after(
+    session: AsyncSession, settings: Settings, ip: str | None, user: User | None
+) -> int | None:
+    """Seconds to wait after too many recent failures from this IP or on this account."""
+    window = timedelta(seconds=settings.login_failure_window_seconds)
+    now = datetime.now(UTC)
+    checks = []
+    if ip:
+        checks.append((settings.login_max_failures_per_ip, "ip_address", ip, now - window))
+    if user:
+        # A successful login clears the account's count; the IP's count runs on.
+        since = max(now - window, user.last_login) if user.last_login else now - window
+        checks.append((settings.login_max_failures_per_account, "resource_id", str(user.id), since))
+    for limit, column, value, since in checks:
+        row = (
+            await session.execute(
+                text(
+                    "SELECT count(*) AS n, min(created_at) AS oldest FROM ("
+                    " SELECT created_at FROM audit_logs WHERE action = 'login_failed'"
+                    f" AND {column} = :value AND created_at > :since"
+                    " ORDER BY created_at DESC LIMIT :limit) recent"
+                ),
+                {"value": value, "since": since, "limit": limit},
+            )
+        ).one()
+        if row.n >= limit:
+            return max(1, int((row.oldest + window - now).total_seconds()) + 1)
+    return None
+
+
+class LoginOutcome(enum.Enum):
+    invalid = "invalid"
+    inactive = "inactive"
+
+
+async def finish_login(
+    session: AsyncSession, settings: Settings, user: User | None, password_ok: bool,
+    identifier: str, ctx: RequestContext,
+) -> TokenPair | LoginOutcome:
+    """Record the outcome of a password check and, when it passed, issue tokens."""
+    if user is None or not password_ok:
+        await audit.record(session, ctx, user.id if user else None, "login_failed", "user",
+                           user.id if user else None, {"login": identifier[:254]})
+        return LoginOutcome.invalid
+    fresh = await session.get(User, user.id, with_for_update=True)
+    if fresh is None or not fresh.is_active:
+        await audit.record(session, ctx, user.id, "login_denied_inactive", "user", user.id)
+        return LoginOutcome.inactive
+    fresh.last_login = datetime.now(UTC)
+    fresh.last_login_ip = ctx.ip
+    pair = await issue_pair(session, settings, fresh)
+    await audit.record(session, ctx, fresh.id, "login", "user", fresh.id)
+    return pair
+
+
+async def issue_pair(
+    session: AsyncSession, settings: Settings, user: User, family_id: uuid.UUID | None = None
+) -> TokenPair:
+    family_id = family_id or uuid.uuid4()
+    key = settings.signing_key
+    access = tokens.issue(key, user_id=user.id, email=user.email, role=user.role,
+                          token_type="access", lifetime_s=settings.access_token_minutes * 60)
+    refresh = tokens.issue(key, user_id=user.id, email=user.email, role=user.role,
+                           token_type="refresh", lifetime_s=settings.refresh_token_days * 86400)
+    for issued, kind in ((access, "access"), (refresh, "refresh")):
+        session.add(AuthToken(jti=issued.jti, user_id=user.id, token_type=kind,
+                              family_id=family_id,
+                              expires_at=datetime.fromtimestamp(issued.expires_at, UTC)))
+    await session.flush()
+    return TokenPair(access_token=access.token, refresh_token=refresh.token,
+                     expires_in=settings.access_token_minutes * 60)
+
+
+async def refresh(
+    session: AsyncSession, settings: Settings, refresh_token: str, ctx: RequestContext
+) -> TokenPair | None:
+    """Rotate a refresh token; None when a used one came back (its family is then revoked)."""
+    claims = tokens.decode(settings.signing_key, refresh_token, "refresh")
+    row = await session.scalar(
+        select(AuthToken).where(AuthToken.jti == claims.jti).with_for_update()
+    )
+    if row is None:
+        raise Unauthorized("invalid token")
+    if row.revoked_at is not None:
+        # A used refresh token came back: someone holds a copy. End the whole session family.
+        await revoke_family(session, row.family_id)
+        await audit.record(session, ctx, row.user_id, "refresh_reuse_detected", "user",
+                           row.user_id)
+        return None
+    user = await session.get(User, claims.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("token revoked")
+    row.revoked_at = datetime.now(UTC)
+    await _announce(session, [revoke_message(row.jti, row.expires_at.timestamp())])
+    pair = await issue_pair(session, settings, user, row.family_id)
+    await audit.record(session, ctx, user.id, "token_refresh", "user", user.id)
+    return pair
+
+
+async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
+    result = await session.execute(
+        update(AuthToken)
+        .where(AuthToken.family_id == family_id, AuthToken.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+        .returning(AuthToken.jti, AuthToken.expires_at)
+    )
+    await _announce(session, [revoke_message(j, e.timestamp()) for j, e in result.all()])
+
+
+async def logout(
+    session: AsyncSession, settings: Settings, access: tokens.Claims, refresh_token: str | None,
+    ctx: RequestContext,
+) -> None:
+    jtis = [access.jti]
+    if refresh_token:
+        claims = tokens.decode(settings.signing_key, refresh_token, "refresh")
+        if claims.user_id != access.user_id:
+            raise Forbidden("that refresh token belongs to another user")
+        jtis.append(claims.jti)
+    result = await session.execute(
+        update(AuthToken)
+        .where(AuthToken.jti.in_(jtis), AuthToken.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+        .returning(AuthToken.jti, AuthToken.expires_at)
+    )
+    messages = [revoke_message(j, e.timestamp()) for j, e in result.all()]
+    if access.jti not in {uuid.UUID(m.split(":")[1]) for m in messages}:
+        messages.append(revoke_message(access.jti, access.exp))
+    await _announce(session, messages)
+    await audit.record(session, ctx, access.user_id, "logout", "user", access.user_id)
+
+
+async def set_active(
+    session: AsyncSession, actor: tokens.Claims, user_id: uuid.UUID, active: bool,
+    ctx: RequestContext,
+) -> User:
+    user = await session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise NotFound("user not found")
+    if user.id == actor.user_id and not active:
+        raise Conflict("admins cannot lock their own account")
+    user.is_active = active
+    if active:
+        messages = [unlock_message(user.id)]
+    else:
+        # Locking also kills every live token, so an unlock does not bring old ones back.
+        result = await session.execute(
+            update(AuthToken)
+            .where(AuthToken.user_id == user.id, AuthToken.revoked_at.is_(None),
+                   AuthToken.expires_at > func.now())
+            .values(revoked_at=func.now())
+            .returning(AuthToken.jti, AuthToken.expires_at)
+        )
+        messages = [lock_message(user.id)]
+        messages += [revoke_message(j, e.timestamp()) for j, e in result.all()]
+    await _announce(session, messages)
+    await audit.record(session, ctx, actor.user_id, "unlock_user" if active else "lock_user",
+                       "user", user.id)
+    await session.flush()
+    await session.refresh(user)
+    return user

@@ -1,0 +1,143 @@
+"""The `veritas` command: serve, migrate, create-admin, refresh-views, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from veritas.config import MIN_SECRET_BYTES
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("VERITAS_DATA_DIR", ".veritas"))
+
+
+def database_url(*, stop_on_exit: bool = True) -> str:
+    """DATABASE_URL, or the embedded server's URL (started on demand) when it is unset."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    from veritas.db.embedded import start_embedded
+
+    url = start_embedded(_data_dir(), stop_on_exit=stop_on_exit)
+    os.environ["DATABASE_URL"] = url  # worker processes and Settings read it from here
+    return url
+
+
+def ensure_local_secret() -> None:
+    """Local (embedded) runs keep a generated JWT secret in the data dir, mode 0600."""
+    if os.environ.get("JWT_SECRET"):
+        return
+    path = _data_dir() / "jwt_secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        print(f"generated a JWT secret in {path}", file=sys.stderr)
+    os.chmod(path, 0o600)
+    secret = path.read_text().strip()
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        sys.exit(f"{path} holds a secret shorter than {MIN_SECRET_BYTES} bytes")
+    os.environ["JWT_SECRET"] = secret
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from veritas.config import Settings
+    from veritas.db.migrate import upgrade
+
+    embedded = not os.environ.get("DATABASE_URL")
+    url = database_url()
+    if embedded:
+        ensure_local_secret()
+    try:
+        Settings()  # refuse to start on unsafe settings before anything listens
+    except ValueError as exc:
+        sys.exit(f"refusing to start: {exc}")
+    upgrade(url)
+    uvicorn.run("veritas.app:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, loop="uvloop", http="httptools",
+                log_level=os.environ.get("LOG_LEVEL", "info").lower(), proxy_headers=False)
+
+
+def cmd_migrate(_args: argparse.Namespace) -> None:
+    from veritas.db.migrate import upgrade
+
+    upgrade(database_url())
+    print("migrations applied")
+
+
+def _ask(value: str | None, prompt: str, secret: bool = False) -> str:
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        sys.exit(f"missing --{prompt.lower().replace(' ', '-')} (no terminal to ask on)")
+    return getpass.getpass(f"{prompt}: ") if secret else input(f"{prompt}: ")
+
+
+def cmd_create_admin(args: argparse.Namespace) -> None:
+    from veritas.db.tools import create_admin
+
+    email = _ask(args.email, "Email")
+    username = _ask(args.username, "Username")
+    password = _ask(args.password, "Password", secret=True)
+    try:
+        user_id = asyncio.run(create_admin(database_url(), email, username, password))
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
+    print(f"admin created: {user_id}")
+
+
+def cmd_refresh_views(_args: argparse.Namespace) -> None:
+    from veritas.db.tools import refresh_views
+
+    asyncio.run(refresh_views(database_url()))
+    print("materialized views refreshed")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from veritas.demo import build_demo
+
+    asyncio.run(build_demo(database_url(), password=args.password, students=args.students))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="veritas", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="apply migrations, then serve the API and pages")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+
+    admin = sub.add_parser("create-admin", help="create an admin account")
+    admin.add_argument("--email")
+    admin.add_argument("--username")
+    admin.add_argument("--password")
+    admin.set_defaults(func=cmd_create_admin)
+
+    sub.add_parser("refresh-views", help="refresh the materialized views").set_defaults(
+        func=cmd_refresh_views
+    )
+
+    demo = sub.add_parser("demo", help="fill an empty database with a believable school")
+    demo.add_argument("--password", help="password for every demo account (default: random)")
+    demo.add_argument("--students", type=int, default=40)
+    demo.set_defaults(func=cmd_demo)
+
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

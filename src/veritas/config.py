@@ -1,0 +1,103 @@
+"""One place for every setting, read from the environment (and a `.env` file)."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    # Unset means: start the embedded PostgreSQL whose data lives in `data_dir`.
+    database_url: str | None = None
+    data_dir: Path = Field(default=Path(".veritas"), validation_alias="VERITAS_DATA_DIR")
+
+    jwt_secret: str | None = None
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    access_token_minutes: int = Field(default=24 * 60, ge=1)
+    refresh_token_days: int = Field(default=7, ge=1)
+
+    debug: bool = False
+    log_level: str = "INFO"
+
+    # Optional: revocations are mirrored to Redis and broadcast over its pub/sub.
+    redis_url: str | None = None
+
+    # X-Forwarded-For is believed only when the direct peer is one of these.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_ip: int = 20
+    login_failure_window_seconds: int = 900
+
+    # An attempt still in progress this long after its duration ran out becomes abandoned.
+    attempt_grace_minutes: int = Field(default=10, ge=0)
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_event_payload_bytes: int = 16 * 1024
+
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
+    # Ingestion writer: the queue bound (events) and the most rows in one statement.
+    ingest_queue_max_events: int = 50_000
+    ingest_max_batch_rows: int = 5_000
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret(self) -> Settings:
+        if self.debug:
+            return self
+        if not self.jwt_secret or len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"JWT_SECRET must be set to at least {MIN_SECRET_BYTES} bytes "
+                "(or DEBUG=true for local development)"
+            )
+        return self
+
+    @cached_property
+    def signing_key(self) -> str:
+        # Debug mode without a secret gets a random per-process key: tokens die with it.
+        if self.jwt_secret:
+            return self.jwt_secret
+        import secrets
+
+        return secrets.token_urlsafe(48)
+
+    @cached_property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies]
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Turn the seed's plain `postgresql://` form into the asyncpg dialect's URL."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError("DATABASE_URL must be a postgresql:// URL")
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The plain libpq form that asyncpg and psycopg accept."""
+    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url

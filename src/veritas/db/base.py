@@ -1,0 +1,62 @@
+"""Declarative base and the column types shared by every domain's models."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        uuid.UUID: UUID(as_uuid=True),
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSONB,
+        list[Any]: JSONB,
+    }
+
+
+class Role(str, enum.Enum):
+    student = "student"
+    teacher = "teacher"
+    admin = "admin"
+
+
+class AttemptStatus(str, enum.Enum):
+    in_progress = "in_progress"
+    completed = "completed"
+    abandoned = "abandoned"
+
+
+class Severity(str, enum.Enum):
+    normal = "normal"
+    warning = "warning"
+    critical = "critical"
+
+
+class DropoutRisk(str, enum.Enum):
+    safe = "safe"
+    at_risk = "at_risk"
+    high_risk = "high_risk"
+
+
+def uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(primary_key=True, server_default=func.gen_random_uuid())
+
+
+def created_at() -> Mapped[datetime]:
+    return mapped_column(server_default=func.now())

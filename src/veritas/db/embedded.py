@@ -1,0 +1,25 @@
+"""The embedded PostgreSQL (pgserver) used when no DATABASE_URL is configured."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "veritas"
+
+
+def start_embedded(data_dir: Path, *, stop_on_exit: bool = True) -> str:
+    """Start (or reuse) the embedded server in `data_dir/pg` and return its database URL."""
+    import pgserver
+
+    pg_dir = (data_dir / "pg").resolve()
+    pg_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pg_dir, cleanup_mode="stop" if stop_on_exit else None)
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
+    if "(1 row)" not in exists:
+        server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+    log.info("embedded PostgreSQL running with data in %s", pg_dir)
+    # Unix-socket URL; both asyncpg and psycopg read `host=` as the socket directory.
+    return f"postgresql://postgres:@/{DATABASE_NAME}?host={pg_dir}"

@@ -1,0 +1,58 @@
+"""Operations run from the command line against a database URL."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from veritas.auth import passwords
+from veritas.auth.schemas import RegisterIn
+from veritas.config import asyncpg_dsn
+from veritas.errors import Invalid
+
+MATERIALIZED_VIEWS = ("exam_performance_summary", "student_risk_summary")
+
+
+async def create_admin(url: str, email: str, username: str, password: str) -> uuid.UUID:
+    """Create an admin account; ValueError on bad input or a taken email/username."""
+    import os
+
+    try:
+        body = RegisterIn(email=email, username=username, password=password)
+        passwords.check_policy(password)
+    except Invalid as exc:
+        raise ValueError(exc.detail) from None
+    rounds = int(os.environ.get("BCRYPT_ROUNDS", "12"))
+    hashed = await passwords.hash_password(password, rounds)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        async with conn.transaction():
+            taken = await conn.fetchval(
+                "SELECT 1 FROM users WHERE email = $1 OR lower(username) = lower($2)",
+                body.email, body.username,
+            )
+            if taken:
+                raise ValueError("email or username already registered")
+            user_id = await conn.fetchval(
+                "INSERT INTO users (email, username, password_hash, role, is_verified)"
+                " VALUES ($1, $2, $3, 'admin', true) RETURNING id",
+                body.email, body.username, hashed,
+            )
+            await conn.execute(
+                "INSERT INTO audit_logs (user_id, action, resource_type, resource_id, details)"
+                " VALUES ($1, 'create_admin', 'user', $1::text, '{\"via\": \"cli\"}')",
+                user_id,
+            )
+    finally:
+        await conn.close()
+    return user_id
+
+
+async def refresh_views(url: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        for view in MATERIALIZED_VIEWS:
+            await conn.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
+    finally:
+        await conn.close()

@@ -1,0 +1,134 @@
+"""FastAPI dependencies: the request's transaction, the caller, and request context."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from veritas.auth import tokens
+from veritas.db.base import Role
+from veritas.errors import Forbidden, Unauthorized
+from veritas.runtime import Runtime
+
+bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/login", auto_error=False)
+
+PENDING_REVOCATIONS = "revocations"
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+@asynccontextmanager
+async def unit_of_work(rt: Runtime) -> AsyncIterator[AsyncSession]:
+    """One transaction; after its commit, revocations it made reach every process."""
+    async with rt.sessions() as session:
+        async with session.begin():
+            yield session
+        # Committed: tell this process at once and the others over the broadcast.
+        messages = session.info.pop(PENDING_REVOCATIONS, [])
+        if messages:
+            rt.revocations.apply(messages)
+            await rt.revocations.publish(messages)
+
+
+async def _transaction(request: Request) -> AsyncIterator[AsyncSession]:
+    async with unit_of_work(runtime(request)) as session:
+        yield session
+
+
+# scope="function": the commit happens before the response is sent, so a 2xx means stored.
+SessionDep = Annotated[AsyncSession, Depends(_transaction, scope="function")]
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    ip: str | None
+    user_agent: str | None
+
+
+def client_ip(request: Request) -> str | None:
+    """The peer address, or the nearest untrusted X-Forwarded-For hop behind trusted proxies."""
+    peer = request.client.host if request.client else None
+    networks = runtime(request).settings.trusted_proxy_networks
+    if peer is None or not networks:
+        return peer
+
+    def trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in networks)
+
+    if not trusted(peer):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+    return peer
+
+
+def request_context(request: Request) -> RequestContext:
+    return RequestContext(ip=client_ip(request), user_agent=request.headers.get("user-agent"))
+
+
+ContextDep = Annotated[RequestContext, Depends(request_context)]
+
+
+async def _principal(
+    request: Request, token: Annotated[str | None, Depends(bearer)]
+) -> tokens.Claims:
+    if not token:
+        raise Unauthorized("not authenticated")
+    rt = runtime(request)
+    claims = tokens.decode(rt.settings.signing_key, token, "access")
+    cut_off = rt.revocations.is_cut_off(claims.jti, claims.user_id)
+    if cut_off is None:  # broadcast down: ask the record itself
+        async with rt.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT u.is_active, t.revoked_at IS NOT NULL AS revoked FROM users u "
+                        "LEFT JOIN auth_tokens t ON t.jti = :jti WHERE u.id = :uid"
+                    ),
+                    {"jti": claims.jti, "uid": claims.user_id},
+                )
+            ).first()
+        cut_off = row is None or not row.is_active or bool(row.revoked)
+    if cut_off:
+        raise Unauthorized("token revoked")
+    return claims
+
+
+CurrentUser = Annotated[tokens.Claims, Depends(_principal)]
+
+
+def require_role(*roles: Role):
+    async def check(user: CurrentUser) -> tokens.Claims:
+        if user.role not in roles:
+            raise Forbidden(f"requires role {' or '.join(r.value for r in roles)}")
+        return user
+
+    return Depends(check)
+
+
+Student = Annotated[tokens.Claims, require_role(Role.student)]
+Staff = Annotated[tokens.Claims, require_role(Role.teacher, Role.admin)]
+Admin = Annotated[tokens.Claims, require_role(Role.admin)]
+

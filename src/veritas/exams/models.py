@@ -1,0 +1,76 @@
+"""Exams, their attempts and teachers' exam-level permissions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Enum, ForeignKey, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from veritas.db.base import AttemptStatus, Base, DropoutRisk, created_at, uuid_pk
+
+
+class Exam(Base):
+    __tablename__ = "exams"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    creator_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    title: Mapped[str]
+    description: Mapped[str | None]
+    subject: Mapped[str]
+    topic: Mapped[str | None]
+    max_score: Mapped[float]
+    duration_minutes: Mapped[int]
+    passing_score: Mapped[float]
+    is_published: Mapped[bool] = mapped_column(server_default="false")
+    enable_monitoring: Mapped[bool] = mapped_column(server_default="true")
+    enable_integrity_analysis: Mapped[bool] = mapped_column(server_default="true")
+    questions: Mapped[list[Any]] = mapped_column(server_default="[]")
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default="{}")
+    due_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class TeacherExamPermission(Base):
+    __tablename__ = "teacher_exam_permissions"
+
+    teacher_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("teacher_profiles.user_id"), primary_key=True
+    )
+    exam_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("exams.id"), primary_key=True)
+    can_view: Mapped[bool] = mapped_column(server_default="true")
+    can_edit: Mapped[bool] = mapped_column(server_default="false")
+    can_view_analytics: Mapped[bool] = mapped_column(server_default="false")
+    granted_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    granted_at: Mapped[datetime] = created_at()
+
+
+class ExamAttempt(Base):
+    __tablename__ = "exam_attempts"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    exam_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("exams.id"))
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[AttemptStatus] = mapped_column(
+        Enum(AttemptStatus, name="attempt_status", create_type=False),
+        server_default="in_progress",
+    )
+    score: Mapped[float | None]
+    max_score: Mapped[float]
+    percentage: Mapped[float | None]
+    passed: Mapped[bool | None]
+    integrity_score: Mapped[float | None]
+    lmi: Mapped[float | None]
+    dropout_label: Mapped[DropoutRisk | None] = mapped_column(
+        Enum(DropoutRisk, name="dropout_risk", create_type=False)
+    )
+    flagged: Mapped[bool] = mapped_column(server_default="false")
+    started_at: Mapped[datetime] = created_at()
+    expires_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    duration_seconds: Mapped[int | None]
+    submission_data: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default="{}")

@@ -1,0 +1,229 @@
+"""Exam, question and attempt bodies; questions are validated and scored here."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from veritas.db.base import AttemptStatus
+
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+LongText = Annotated[str, Field(max_length=20_000)]
+Option = Annotated[str, Field(min_length=1, max_length=1_000)]
+
+
+class QuestionType(str, enum.Enum):
+    single_choice = "single_choice"
+    multiple_choice = "multiple_choice"
+    short_text = "short_text"
+    essay = "essay"
+
+
+CHOICE_TYPES = (QuestionType.single_choice, QuestionType.multiple_choice)
+
+
+class Question(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        default_factory=lambda: uuid.uuid4().hex[:12]
+    )
+    type: QuestionType
+    prompt: Annotated[str, Field(min_length=1, max_length=20_000)]
+    points: Annotated[float, Field(gt=0, le=10_000)] = 1.0
+    options: Annotated[list[Option], Field(max_length=50)] | None = None
+    correct: str | list[str] | None = None
+
+    @model_validator(mode="after")
+    def _check_key(self) -> Question:
+        if self.type in CHOICE_TYPES:
+            if not self.options or len(self.options) < 2:
+                raise ValueError(f"question {self.id}: choice questions need at least 2 options")
+            if len(set(self.options)) != len(self.options):
+                raise ValueError(f"question {self.id}: options must be distinct")
+        elif self.options:
+            raise ValueError(f"question {self.id}: only choice questions have options")
+        if self.type is QuestionType.single_choice:
+            if not isinstance(self.correct, str) or self.correct not in self.options:
+                raise ValueError(f"question {self.id}: correct must be one of the options")
+        elif self.type is QuestionType.multiple_choice:
+            if not isinstance(self.correct, list) or not self.correct:
+                raise ValueError(f"question {self.id}: correct must be a list of options")
+            if not set(self.correct) <= set(self.options or []):
+                raise ValueError(f"question {self.id}: correct options must be among the options")
+        elif self.type is QuestionType.short_text:
+            accepted = [self.correct] if isinstance(self.correct, str) else (self.correct or [])
+            if not accepted or not all(a.strip() for a in accepted):
+                raise ValueError(f"question {self.id}: short_text needs accepted answers")
+            self.correct = accepted
+        elif self.correct is not None:
+            raise ValueError(f"question {self.id}: essays have no answer key")
+        return self
+
+
+def earned_points(question: dict[str, Any], answer: Any) -> float:
+    """All or nothing per objective question; essays earn 0 until a teacher grades them."""
+    kind, correct = question["type"], question.get("correct")
+    if kind == QuestionType.single_choice:
+        ok = isinstance(answer, str) and answer == correct
+    elif kind == QuestionType.multiple_choice:
+        ok = isinstance(answer, list) and all(isinstance(a, str) for a in answer) and set(
+            answer
+        ) == set(correct or [])
+    elif kind == QuestionType.short_text:
+        accepted = {a.strip().lower() for a in correct or []}
+        ok = isinstance(answer, str) and answer.strip().lower() in accepted
+    else:
+        ok = False
+    return float(question["points"]) if ok else 0.0
+
+
+def student_view(question: dict[str, Any]) -> dict[str, Any]:
+    """A question as a student sees it: never the answer key."""
+    return {k: v for k, v in question.items() if k != "correct"}
+
+
+class ExamFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Text
+    subject: Text
+    max_score: Annotated[float, Field(gt=0, le=1_000_000)]
+    duration_minutes: Annotated[int, Field(gt=0, le=24 * 60)]
+    passing_score: Annotated[float, Field(ge=0)]
+    description: LongText | None = None
+    topic: Annotated[str, Field(max_length=200)] | None = None
+    is_published: bool = False
+    enable_monitoring: bool = True
+    enable_integrity_analysis: bool = True
+    questions: Annotated[list[Question], Field(max_length=500)] = []
+    metadata: dict[str, Any] = {}
+    due_at: datetime | None = None
+
+
+def check_exam(max_score: float, passing_score: float, questions: list[dict[str, Any]]) -> None:
+    """Cross-field rules shared by create and edit."""
+    if passing_score > max_score:
+        raise ValueError("passing_score cannot exceed max_score")
+    ids = [q["id"] for q in questions]
+    if len(set(ids)) != len(ids):
+        raise ValueError("question ids must be unique within an exam")
+    total = sum(float(q["points"]) for q in questions)
+    if total > max_score + 1e-9:
+        raise ValueError(f"questions are worth {total:g} points, more than max_score")
+
+
+class ExamCreate(ExamFields):
+    pass
+
+
+class ExamPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Text | None = None
+    subject: Text | None = None
+    max_score: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
+    duration_minutes: Annotated[int, Field(gt=0, le=24 * 60)] | None = None
+    passing_score: Annotated[float, Field(ge=0)] | None = None
+    description: LongText | None = None
+    topic: Annotated[str, Field(max_length=200)] | None = None
+    is_published: bool | None = None
+    enable_monitoring: bool | None = None
+    enable_integrity_analysis: bool | None = None
+    questions: Annotated[list[Question], Field(max_length=500)] | None = None
+    metadata: dict[str, Any] | None = None
+    due_at: datetime | None = None
+
+
+class ExamOut(BaseModel):
+    """The teacher's view of an exam, answer keys included."""
+
+    id: uuid.UUID
+    creator_id: uuid.UUID
+    title: str
+    description: str | None
+    subject: str
+    topic: str | None
+    max_score: float
+    duration_minutes: int
+    passing_score: float
+    is_published: bool
+    enable_monitoring: bool
+    enable_integrity_analysis: bool
+    questions: list[dict[str, Any]]
+    metadata: dict[str, Any]
+    due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AvailableExam(BaseModel):
+    """The student's view of a published exam: no creator, no questions, no keys."""
+
+    id: uuid.UUID
+    title: str
+    description: str | None
+    subject: str
+    topic: str | None
+    max_score: float
+    duration_minutes: int
+    passing_score: float
+    question_count: int
+    due_at: datetime | None
+
+
+class PermissionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    teacher_id: uuid.UUID
+    can_view: bool = True
+    can_edit: bool = False
+    can_view_analytics: bool = False
+
+
+class PermissionOut(BaseModel):
+    teacher_id: uuid.UUID
+    exam_id: uuid.UUID
+    can_view: bool
+    can_edit: bool
+    can_view_analytics: bool
+    granted_at: datetime
+
+
+Responses = Annotated[dict[str, Any], Field(max_length=1_000)]
+
+
+class DraftIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    responses: Responses
+
+
+class SubmitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    responses: Responses | None = None
+
+
+class StartOut(BaseModel):
+    attempt_id: uuid.UUID
+    exam_id: uuid.UUID
+    status: AttemptStatus
+    started_at: datetime
+    expires_at: datetime
+    questions: list[dict[str, Any]]
+
+
+class SubmitOut(BaseModel):
+    attempt_id: uuid.UUID
+    status: AttemptStatus
+    score: float
+    max_score: float
+    percentage: float
+    passed: bool
+    duration_seconds: int
+

@@ -1,0 +1,342 @@
+"""Exams (create, edit, grants) and attempts (start, drafts, submit, abandonment)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from veritas.analysis.models import PerformanceMetrics
+from veritas.audit import service as audit
+from veritas.auth.models import StudentProfile, TeacherProfile, User
+from veritas.auth.permissions import ExamRight, can_manage_grants, require_exam
+from veritas.auth.tokens import Claims
+from veritas.db.base import AttemptStatus, Role
+from veritas.deps import RequestContext
+from veritas.errors import Conflict, Forbidden, Invalid, NotFound
+from veritas.exams import schemas
+from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
+
+MAX_DRAFTS = 200
+ATTEMPT_ENDED_CHANNEL = "veritas_attempt_ended"
+
+
+def _validated(max_score: float, passing: float, questions: list[dict[str, Any]]) -> None:
+    try:
+        schemas.check_exam(max_score, passing, questions)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+
+
+async def create_exam(
+    session: AsyncSession, user: Claims, body: schemas.ExamCreate, ctx: RequestContext
+) -> Exam:
+    questions = [q.model_dump() for q in body.questions]
+    _validated(body.max_score, body.passing_score, questions)
+    fields = body.model_dump(exclude={"questions", "metadata"})
+    exam = Exam(creator_id=user.user_id, questions=questions, metadata_=body.metadata, **fields)
+    session.add(exam)
+    await session.flush()
+    if user.role is Role.teacher:
+        session.add(TeacherExamPermission(teacher_id=user.user_id, exam_id=exam.id, can_view=True,
+                                          can_edit=True, can_view_analytics=True,
+                                          granted_by=user.user_id))
+    await audit.record(session, ctx, user.user_id, "create_exam", "exam", exam.id,
+                       {"title": exam.title})
+    await session.flush()
+    await session.refresh(exam)
+    return exam
+
+
+async def edit_exam(
+    session: AsyncSession, user: Claims, exam_id: uuid.UUID, body: schemas.ExamPatch,
+    ctx: RequestContext,
+) -> Exam:
+    exam = await require_exam(session, user, exam_id, ExamRight.edit)
+    changes = body.model_dump(exclude_unset=True)
+    for required in ("title", "subject", "max_score", "duration_minutes", "passing_score",
+                     "is_published", "enable_monitoring", "enable_integrity_analysis",
+                     "questions", "metadata"):
+        if required in changes and changes[required] is None:
+            raise Invalid(f"{required} cannot be null")
+    if "questions" in changes:
+        changes["questions"] = [q.model_dump() for q in body.questions or []]
+    if "metadata" in changes:
+        changes["metadata_"] = changes.pop("metadata")
+    _validated(changes.get("max_score", exam.max_score),
+               changes.get("passing_score", exam.passing_score),
+               changes.get("questions", exam.questions))
+    for key, value in changes.items():
+        setattr(exam, key, value)
+    await audit.record(session, ctx, user.user_id, "modify_exam", "exam", exam.id,
+                       {"fields": sorted(k.rstrip("_") for k in changes)})
+    await session.flush()
+    await session.refresh(exam)
+    return exam
+
+
+async def grant(
+    session: AsyncSession, user: Claims, exam_id: uuid.UUID, body: schemas.PermissionIn,
+    ctx: RequestContext,
+) -> tuple[TeacherExamPermission, bool]:
+    """Create or replace a teacher's grant; returns it and whether it is new."""
+    exam = await session.get(Exam, exam_id)
+    if exam is None:
+        raise NotFound("exam not found")
+    if not can_manage_grants(user, exam):
+        raise Forbidden("only the exam's creator or an admin can change its permissions")
+    teacher = await session.scalar(
+        select(TeacherProfile.id).where(TeacherProfile.user_id == body.teacher_id)
+    )
+    if teacher is None:
+        raise NotFound("teacher not found")
+    values = body.model_dump() | {"exam_id": exam_id, "granted_by": user.user_id}
+    existing = await session.get(TeacherExamPermission, (body.teacher_id, exam_id))
+    stmt = pg_insert(TeacherExamPermission).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["teacher_id", "exam_id"],
+        set_={k: stmt.excluded[k] for k in ("can_view", "can_edit", "can_view_analytics",
+                                             "granted_by")} | {"granted_at": func.now()},
+    )
+    await session.execute(stmt)
+    await audit.record(session, ctx, user.user_id, "grant_exam_permission", "exam", exam_id,
+                       body.model_dump(mode="json"))
+    if existing is not None:
+        await session.refresh(existing)
+        return existing, False
+    row = await session.get(TeacherExamPermission, (body.teacher_id, exam_id))
+    assert row is not None
+    return row, True
+
+
+async def revoke(
+    session: AsyncSession, user: Claims, exam_id: uuid.UUID, teacher_id: uuid.UUID,
+    ctx: RequestContext,
+) -> None:
+    exam = await session.get(Exam, exam_id)
+    if exam is None:
+        raise NotFound("exam not found")
+    if not can_manage_grants(user, exam):
+        raise Forbidden("only the exam's creator or an admin can change its permissions")
+    if teacher_id == exam.creator_id:
+        raise Conflict("the creator's own access cannot be revoked")
+    row = await session.get(TeacherExamPermission, (teacher_id, exam_id))
+    if row is None:
+        raise NotFound("no such permission")
+    await session.delete(row)
+    await audit.record(session, ctx, user.user_id, "revoke_exam_permission", "exam", exam_id,
+                       {"teacher_id": str(teacher_id)})
+
+
+def grace(settings_grace_minutes: int) -> timedelta:
+    return timedelta(minutes=settings_grace_minutes)
+
+
+async def notify_attempt_ended(session: AsyncSession, attempt_id: uuid.UUID) -> None:
+    """Tell every process's ingestion cache that this attempt takes no more events."""
+    await session.execute(text("SELECT pg_notify(:ch, :id)"),
+                          {"ch": ATTEMPT_ENDED_CHANNEL, "id": str(attempt_id)})
+
+
+async def abandon_if_expired(
+    session: AsyncSession, attempt: ExamAttempt, grace_minutes: int
+) -> bool:
+    if attempt.status is not AttemptStatus.in_progress:
+        return False
+    if datetime.now(UTC) <= attempt.expires_at + grace(grace_minutes):
+        return False
+    attempt.status = AttemptStatus.abandoned
+    await notify_attempt_ended(session, attempt.id)
+    await session.flush()
+    return True
+
+
+async def abandon_expired(session: AsyncSession, grace_minutes: int) -> int:
+    """Sweep every attempt whose time plus grace ran out; returns how many were abandoned."""
+    ids = (
+        await session.scalars(
+            update(ExamAttempt)
+            .where(ExamAttempt.status == AttemptStatus.in_progress,
+                   ExamAttempt.expires_at < func.now() - grace(grace_minutes))
+            .values(status=AttemptStatus.abandoned)
+            .returning(ExamAttempt.id)
+        )
+    ).all()
+    for attempt_id in ids:
+        await notify_attempt_ended(session, attempt_id)
+    return len(ids)
+
+
+async def start(
+    session: AsyncSession, user: Claims, exam_id: uuid.UUID, grace_minutes: int,
+    ctx: RequestContext,
+) -> tuple[ExamAttempt, bool]:
+    """Open an attempt, or return the one already open; the bool says whether it is new."""
+    exam = await session.get(Exam, exam_id)
+    if exam is None or not exam.is_published:
+        raise NotFound("exam not found")
+    # Serialize starts of this student on this exam so two tabs cannot open two attempts.
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                          {"k": f"start:{user.user_id}:{exam_id}"})
+    open_attempt = await session.scalar(
+        select(ExamAttempt).where(ExamAttempt.exam_id == exam_id,
+                                  ExamAttempt.student_id == user.user_id,
+                                  ExamAttempt.status == AttemptStatus.in_progress)
+    )
+    if open_attempt is not None and not await abandon_if_expired(
+        session, open_attempt, grace_minutes
+    ):
+        return open_attempt, False
+    now = datetime.now(UTC)
+    attempt = ExamAttempt(
+        exam_id=exam.id,
+        student_id=user.user_id,
+        status=AttemptStatus.in_progress,
+        max_score=exam.max_score,
+        started_at=now,
+        expires_at=now + timedelta(minutes=exam.duration_minutes),
+        # The questions as they were at the start: later edits do not change this attempt.
+        submission_data={"questions": exam.questions, "drafts": []},
+        metadata_={"client_ip": ctx.ip, "user_agent": (ctx.user_agent or "")[:512]},
+    )
+    session.add(attempt)
+    await session.flush()
+    await session.execute(text("SELECT veritas_ensure_event_partition(:s)"), {"s": now})
+    return attempt, True
+
+
+async def own_attempt(
+    session: AsyncSession, user: Claims, attempt_id: uuid.UUID, *, lock: bool = False
+) -> ExamAttempt:
+    """The caller's attempt; someone else's is indistinguishable from a missing one."""
+    attempt = await session.get(ExamAttempt, attempt_id, with_for_update=lock)
+    if attempt is None or attempt.student_id != user.user_id:
+        raise NotFound("attempt not found")
+    return attempt
+
+
+async def _require_open(session: AsyncSession, attempt: ExamAttempt, grace_minutes: int) -> None:
+    if await abandon_if_expired(session, attempt, grace_minutes):
+        raise Conflict("the attempt's time ran out; it was abandoned")
+    if attempt.status is not AttemptStatus.in_progress:
+        raise Conflict(f"the attempt is {attempt.status.value}")
+
+
+def _check_responses(questions: list[dict[str, Any]], responses: dict[str, Any]) -> None:
+    known = {q["id"] for q in questions}
+    unknown = sorted(set(responses) - known)
+    if unknown:
+        raise Invalid(f"responses name unknown questions: {', '.join(unknown[:5])}")
+    for qid, answer in responses.items():
+        if not isinstance(answer, str | list | type(None)) or (
+            isinstance(answer, list) and not all(isinstance(a, str) for a in answer)
+        ):
+            raise Invalid(f"answer to {qid} must be text, an option or a list of options")
+        if isinstance(answer, str) and len(answer) > 100_000:
+            raise Invalid(f"answer to {qid} is too long")
+
+
+async def save_draft(
+    session: AsyncSession, user: Claims, attempt_id: uuid.UUID, body: schemas.DraftIn,
+    grace_minutes: int,
+) -> dict[str, Any]:
+    attempt = await own_attempt(session, user, attempt_id, lock=True)
+    await _require_open(session, attempt, grace_minutes)
+    _check_responses(attempt.submission_data.get("questions", []), body.responses)
+    drafts = list(attempt.submission_data.get("drafts", []))
+    now = datetime.now(UTC)
+    drafts.append({"saved_at": now.isoformat(), "responses": body.responses})
+    # Keep the first draft (the starting point) and the most recent ones.
+    if len(drafts) > MAX_DRAFTS:
+        drafts = drafts[:1] + drafts[-(MAX_DRAFTS - 1):]
+    attempt.submission_data = attempt.submission_data | {"drafts": drafts}
+    await session.flush()
+    return {"attempt_id": attempt.id, "draft_number": len(drafts), "saved_at": now,
+            "responses": body.responses}
+
+
+async def submit(
+    session: AsyncSession, user: Claims, attempt_id: uuid.UUID, body: schemas.SubmitIn,
+    grace_minutes: int, ctx: RequestContext,
+) -> ExamAttempt:
+    attempt = await own_attempt(session, user, attempt_id, lock=True)
+    if attempt.status is AttemptStatus.completed:
+        raise Conflict("the attempt was already submitted")
+    await _require_open(session, attempt, grace_minutes)
+    questions = attempt.submission_data.get("questions", [])
+    drafts = attempt.submission_data.get("drafts", [])
+    if body.responses is not None:
+        responses = body.responses
+    else:
+        responses = drafts[-1]["responses"] if drafts else {}
+    _check_responses(questions, responses)
+    score = sum(schemas.earned_points(q, responses.get(q["id"])) for q in questions)
+    now = datetime.now(UTC)
+    attempt.status = AttemptStatus.completed
+    attempt.score = score
+    attempt.percentage = score / attempt.max_score * 100
+    exam = await session.get(Exam, attempt.exam_id)
+    assert exam is not None
+    attempt.passed = score >= exam.passing_score
+    attempt.completed_at = now
+    attempt.duration_seconds = int((now - attempt.started_at).total_seconds())
+    attempt.submission_data = attempt.submission_data | {"responses": responses}
+    await notify_attempt_ended(session, attempt.id)
+    await session.flush()
+    await record_completion(session, attempt, exam)
+    await audit.record(session, ctx, user.user_id, "submit_attempt", "exam_attempt", attempt.id,
+                       {"exam_id": str(exam.id), "score": score})
+    return attempt
+
+
+
+async def record_completion(session: AsyncSession, attempt: ExamAttempt, exam: Exam) -> None:
+    """Update the student's denormalized counters in the same transaction as the submit.
+
+    Integrity, momentum and risk fields are left alone: the analysis fills them.
+    """
+    await session.execute(
+        update(StudentProfile)
+        .where(StudentProfile.user_id == attempt.student_id)
+        .values(total_exams_attempted=StudentProfile.total_exams_attempted + 1,
+                total_exams_passed=StudentProfile.total_exams_passed + int(bool(attempt.passed)),
+                updated_at=func.now())
+    )
+    metrics = await session.scalar(
+        select(PerformanceMetrics)
+        .where(PerformanceMetrics.student_id == attempt.student_id)
+        .with_for_update()
+    )
+    if metrics is None:
+        metrics = PerformanceMetrics(student_id=attempt.student_id, total_attempts=0,
+                                     total_passed=0, subject_scores={})
+        session.add(metrics)
+    n = metrics.total_attempts
+    pct = attempt.percentage or 0.0
+    metrics.avg_score = ((metrics.avg_score or 0.0) * n + pct) / (n + 1)
+    metrics.total_attempts = n + 1
+    metrics.total_passed = metrics.total_passed + int(bool(attempt.passed))
+    # subject_scores: running mean percentage per subject, with the count that weights it.
+    subjects = dict(metrics.subject_scores or {})
+    entry = subjects.get(exam.subject) or {"avg": 0.0, "attempts": 0}
+    count = int(entry["attempts"])
+    subjects[exam.subject] = {
+        "avg": round((float(entry["avg"]) * count + pct) / (count + 1), 4),
+        "attempts": count + 1,
+    }
+    metrics.subject_scores = subjects
+    metrics.last_attempt_date = attempt.completed_at
+    metrics.last_updated = datetime.now(UTC)
+    await session.flush()
+
+
+async def require_student(session: AsyncSession, student_id: uuid.UUID) -> User:
+    user = await session.get(User, student_id)
+    if user is None or user.role is not Role.student:
+        raise NotFound("student not found")
+    return user
+

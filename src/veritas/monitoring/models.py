@@ -1,0 +1,33 @@
+"""Monitoring events, mapped for the read side only; ingestion writes with raw SQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Enum
+from sqlalchemy.orm import Mapped, mapped_column
+
+from veritas.db.base import Base, Severity
+
+
+class MonitoringEvent(Base):
+    __tablename__ = "monitoring_events"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    attempt_started_at: Mapped[datetime] = mapped_column(primary_key=True)
+    exam_attempt_id: Mapped[uuid.UUID]
+    student_id: Mapped[uuid.UUID]
+    event_id: Mapped[uuid.UUID]
+    event_type: Mapped[str]
+    severity: Mapped[Severity] = mapped_column(
+        Enum(Severity, name="event_severity", create_type=False)
+    )
+    data_payload: Mapped[dict[str, Any]]
+    is_anomaly: Mapped[bool]
+    anomaly_score: Mapped[float | None]
+    description: Mapped[str | None]
+    analysis_notes: Mapped[str | None]
+    client_timestamp: Mapped[datetime | None]
+    server_timestamp: Mapped[datetime]

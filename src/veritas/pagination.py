@@ -1,0 +1,70 @@
+"""Keyset pagination: `limit` and an opaque `cursor`, answered as {"items", "next_cursor"}."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Query
+from pydantic import BaseModel
+from sqlalchemy import Select, tuple_
+
+from veritas.errors import Invalid
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+class PageParams(BaseModel):
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> PageParams:
+    return PageParams(limit=limit, cursor=cursor)
+
+
+def encode_cursor(sort_value: datetime, row_id: uuid.UUID) -> str:
+    raw = orjson.dumps([sort_value.isoformat(), str(row_id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        sort_text, id_text = orjson.loads(raw)
+        return datetime.fromisoformat(sort_text), uuid.UUID(id_text)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise Invalid("invalid cursor") from None
+
+
+def newest_first(query: Select, sort_col: Any, id_col: Any, page: PageParams) -> Select:
+    """Order by (sort_col, id) descending, starting after the cursor; fetch one extra row."""
+    if page.cursor:
+        sort_value, row_id = decode_cursor(page.cursor)
+        query = query.where(tuple_(sort_col, id_col) < tuple_(sort_value, row_id))
+    return query.order_by(sort_col.desc(), id_col.desc()).limit(page.limit + 1)
+
+
+def oldest_first(query: Select, sort_col: Any, id_col: Any, page: PageParams) -> Select:
+    """Order by (sort_col, id) ascending, starting after the cursor; fetch one extra row."""
+    if page.cursor:
+        sort_value, row_id = decode_cursor(page.cursor)
+        query = query.where(tuple_(sort_col, id_col) > tuple_(sort_value, row_id))
+    return query.order_by(sort_col.asc(), id_col.asc()).limit(page.limit + 1)
+
+
+def page(rows: list[Any], page: PageParams, key: Any) -> dict[str, Any]:
+    """Cut the extra row off and turn it into next_cursor; `key(row)` gives (sort, id)."""
+    has_more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    next_cursor = encode_cursor(*key(rows[-1])) if has_more and rows else None
+    return {"items": rows, "next_cursor": next_cursor}
+
+
