@@ -31,6 +31,7 @@ from veritas.exams.routes import teacher as teacher_exams
 from veritas.monitoring.ingest import Ingestor
 from veritas.monitoring.routes import router as monitor_router
 from veritas.runtime import Runtime
+from veritas.web.routes import mount_pages
 
 log = logging.getLogger("veritas")
 
@@ -222,4 +223,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return PlainTextResponse(rt.metrics.render(gauges),
                                  media_type="text/plain; version=0.0.4")
 
+    mount_pages(app)
     return app

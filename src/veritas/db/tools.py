@@ -41,8 +41,8 @@ async def create_admin(url: str, email: str, username: str, password: str) -> uu
             )
             await conn.execute(
                 "INSERT INTO audit_logs (user_id, action, resource_type, resource_id, details)"
-                " VALUES ($1, 'create_admin', 'user', $1::text, '{\"via\": \"cli\"}')",
-                user_id,
+                " VALUES ($1, 'create_admin', 'user', $2, '{\"via\": \"cli\"}')",
+                user_id, str(user_id),
             )
     finally:
         await conn.close()

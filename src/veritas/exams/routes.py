@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from sqlalchemy import select
 
 from veritas.auth.permissions import ExamRight, require_exam, restrict
-from veritas.deps import ContextDep, RuntimeDep, SessionDep, Staff, Student
+from veritas.deps import ContextDep, RuntimeDep, SessionDep, Staff, Student, unit_of_work
 from veritas.exams import schemas, service
 from veritas.exams.models import Exam
 from veritas.pagination import PageParams, newest_first, page, page_params
@@ -117,6 +117,8 @@ async def save_draft(
     attempt_id: uuid.UUID, body: schemas.DraftIn, session: SessionDep, rt: RuntimeDep,
     user: Student,
 ) -> dict[str, Any]:
+    async with unit_of_work(rt) as expiry:
+        await service.abandon_if_due(expiry, attempt_id, rt.settings.attempt_grace_minutes)
     return await service.save_draft(
         session, user, attempt_id, body, rt.settings.attempt_grace_minutes
     )
@@ -127,6 +129,8 @@ async def submit(
     attempt_id: uuid.UUID, session: SessionDep, rt: RuntimeDep, user: Student, ctx: ContextDep,
     body: schemas.SubmitIn | None = None,
 ) -> schemas.SubmitOut:
+    async with unit_of_work(rt) as expiry:
+        await service.abandon_if_due(expiry, attempt_id, rt.settings.attempt_grace_minutes)
     attempt = await service.submit(
         session, user, attempt_id, body or schemas.SubmitIn(), rt.settings.attempt_grace_minutes,
         ctx,

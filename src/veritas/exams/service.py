@@ -219,9 +219,25 @@ async def own_attempt(
     return attempt
 
 
-async def _require_open(session: AsyncSession, attempt: ExamAttempt, grace_minutes: int) -> None:
-    if await abandon_if_expired(session, attempt, grace_minutes):
-        raise Conflict("the attempt's time ran out; it was abandoned")
+async def abandon_if_due(session: AsyncSession, attempt_id: uuid.UUID, grace_minutes: int) -> None:
+    """Abandon this attempt if its time plus grace ran out (its own transaction, so the
+    change stands although the request that noticed it then fails with 409)."""
+    ended = await session.scalar(
+        update(ExamAttempt)
+        .where(ExamAttempt.id == attempt_id, ExamAttempt.status == AttemptStatus.in_progress,
+               ExamAttempt.expires_at < func.now() - grace(grace_minutes))
+        .values(status=AttemptStatus.abandoned)
+        .returning(ExamAttempt.id)
+    )
+    if ended is not None:
+        await notify_attempt_ended(session, ended)
+
+
+async def _require_open(attempt: ExamAttempt, grace_minutes: int) -> None:
+    if attempt.status is AttemptStatus.in_progress and (
+        datetime.now(UTC) > attempt.expires_at + grace(grace_minutes)
+    ):
+        raise Conflict("the attempt's time ran out")
     if attempt.status is not AttemptStatus.in_progress:
         raise Conflict(f"the attempt is {attempt.status.value}")
 
@@ -245,7 +261,7 @@ async def save_draft(
     grace_minutes: int,
 ) -> dict[str, Any]:
     attempt = await own_attempt(session, user, attempt_id, lock=True)
-    await _require_open(session, attempt, grace_minutes)
+    await _require_open(attempt, grace_minutes)
     _check_responses(attempt.submission_data.get("questions", []), body.responses)
     drafts = list(attempt.submission_data.get("drafts", []))
     now = datetime.now(UTC)
@@ -266,7 +282,7 @@ async def submit(
     attempt = await own_attempt(session, user, attempt_id, lock=True)
     if attempt.status is AttemptStatus.completed:
         raise Conflict("the attempt was already submitted")
-    await _require_open(session, attempt, grace_minutes)
+    await _require_open(attempt, grace_minutes)
     questions = attempt.submission_data.get("questions", [])
     drafts = attempt.submission_data.get("drafts", [])
     if body.responses is not None:

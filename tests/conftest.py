@@ -1,0 +1,84 @@
+"""A real, migrated PostgreSQL and a real Veritas server over HTTP for the whole suite.
+
+The database is a fresh one on the server named by TEST_DATABASE_URL (or DATABASE_URL), or an
+embedded pgserver when neither is set. Tests share one server process and keep apart by
+creating their own users and exams.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support import Api, ServerProcess, make_database, drop_database
+
+pytest_plugins: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    base = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    tmp = None
+    if not base:
+        from veritas.db.embedded import start_embedded
+
+        tmp = tempfile.mkdtemp(prefix="veritas-test-")
+        base = start_embedded(Path(tmp))
+    url = make_database(base, f"veritas_test_{uuid.uuid4().hex[:10]}")
+    from veritas.db.migrate import upgrade
+
+    upgrade(url)
+    yield url
+    drop_database(base, url)
+
+
+@pytest.fixture(scope="session")
+def jwt_secret() -> str:
+    return secrets.token_urlsafe(48)
+
+
+@pytest.fixture(scope="session")
+def server_env(database_url: str, jwt_secret: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
+    env.update(
+        DATABASE_URL=database_url,
+        JWT_SECRET=jwt_secret,
+        BCRYPT_ROUNDS="4",
+        TRUSTED_PROXIES='["127.0.0.1"]',
+        LOGIN_MAX_FAILURES_PER_IP="1000",
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def server(server_env: dict[str, str]) -> Iterator[ServerProcess]:
+    with ServerProcess(server_env) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="session")
+def api(server: ServerProcess, server_env: dict[str, str]) -> Iterator[Api]:
+    with Api(server.base_url) as client:
+        # An admin made with the real `veritas create-admin` command registers staff.
+        client.create_admin_cli(server_env)
+        yield client
+
+
+@pytest.fixture(scope="session")
+def admin(api: Api) -> dict:
+    assert api.admin is not None
+    return api.admin
+
+
+@pytest.fixture()
+def db(database_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn

@@ -1,0 +1,198 @@
+"""Exams, attempts, scoring, drafts, grants, dashboards."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.support import Api
+
+
+def test_create_exam_gives_creator_full_rights_and_validates(api: Api, db) -> None:
+    teacher = api.user("teacher")
+    exam = api.exam(teacher)
+    row = db.execute("SELECT can_view, can_edit, can_view_analytics FROM teacher_exam_permissions"
+                     " WHERE exam_id = %s AND teacher_id = %s",
+                     (exam["id"], teacher["id"])).fetchone()
+    assert row == (True, True, True)
+    assert exam["questions"][0]["correct"] == "4"  # teachers see keys
+    bad = [
+        {"title": "x", "subject": "y", "max_score": 10, "duration_minutes": 5,
+         "passing_score": 11},
+        {"title": "x", "subject": "y", "max_score": 1, "duration_minutes": 5, "passing_score": 1,
+         "questions": [{"type": "single_choice", "prompt": "p", "options": ["a", "b"],
+                        "correct": "c"}]},
+        {"title": "x", "subject": "y", "max_score": 1, "duration_minutes": 5, "passing_score": 1,
+         "questions": [{"type": "essay", "prompt": "p", "points": 5}]},
+        {"title": "", "subject": "y", "max_score": 1, "duration_minutes": 5, "passing_score": 1},
+    ]
+    for body in bad:
+        assert api.post("/api/teacher/exams", json=body,
+                        headers=teacher["headers"]).status_code == 422
+
+
+def test_students_cannot_create_exams(api: Api) -> None:
+    student = api.user()
+    response = api.post("/api/teacher/exams", headers=student["headers"],
+                        json={"title": "x", "subject": "y", "max_score": 1,
+                              "duration_minutes": 5, "passing_score": 1})
+    assert response.status_code == 403
+
+
+def test_student_flow_scores_objective_questions(api: Api, db) -> None:
+    teacher, student = api.user("teacher"), api.user()
+    exam = api.exam(teacher)
+    available = api.get("/api/student/exams/available", headers=student["headers"]).json()
+    assert "next_cursor" in available
+    listed = next(e for e in available["items"] if e["id"] == exam["id"])
+    assert "creator_id" not in listed and "questions" not in listed
+
+    started = api.post(f"/api/student/exams/{exam['id']}/start", headers=student["headers"])
+    assert started.status_code == 201
+    attempt = started.json()
+    assert attempt["status"] == "in_progress" and attempt["expires_at"] > attempt["started_at"]
+    assert all("correct" not in q for q in attempt["questions"])
+    again = api.post(f"/api/student/exams/{exam['id']}/start", headers=student["headers"])
+    assert again.status_code == 200 and again.json()["attempt_id"] == attempt["attempt_id"]
+
+    draft = api.post(f"/api/student/attempts/{attempt['attempt_id']}/drafts",
+                     headers=student["headers"], json={"responses": {"q1": "3"}})
+    assert draft.status_code == 201
+
+    result = api.submit(student, attempt["attempt_id"],
+                        {"q1": "4", "q2": ["3", "2"], "q3": "  paris "})
+    assert result.status_code == 200
+    body = result.json()
+    assert body["status"] == "completed"
+    assert body["score"] == 10 and body["percentage"] == 100 and body["passed"] is True
+    assert api.submit(student, attempt["attempt_id"]).status_code == 409
+
+    profile = db.execute("SELECT total_exams_attempted, total_exams_passed,"
+                         " cumulative_integrity_score FROM student_profiles WHERE user_id = %s",
+                         (student["id"],)).fetchone()
+    assert profile == (1, 1, None)  # integrity is the analysis' job, never invented
+    metrics = db.execute("SELECT total_attempts, avg_score, subject_scores, current_risk_label"
+                         " FROM performance_metrics WHERE student_id = %s",
+                         (student["id"],)).fetchone()
+    assert metrics[0] == 1 and metrics[1] == 100
+    assert metrics[2]["Mathematics"]["attempts"] == 1 and metrics[3] is None
+
+
+def test_partial_credit_is_all_or_nothing_and_pass_mark_in_points(api: Api) -> None:
+    teacher, student = api.user("teacher"), api.user()
+    exam = api.exam(teacher)
+    attempt = api.start(student, exam)
+    body = api.submit(student, attempt["attempt_id"], {"q1": "4", "q2": ["2"], "q3": "Lyon"}).json()
+    assert body["score"] == 4 and body["percentage"] == 40 and body["passed"] is False
+
+
+def test_submit_without_body_uses_latest_draft(api: Api) -> None:
+    teacher, student = api.user("teacher"), api.user()
+    exam = api.exam(teacher)
+    attempt = api.start(student, exam)
+    api.post(f"/api/student/attempts/{attempt['attempt_id']}/drafts",
+             headers=student["headers"], json={"responses": {"q1": "4"}})
+    response = api.post(f"/api/student/exams/{attempt['attempt_id']}/submit",
+                        headers=student["headers"])
+    assert response.status_code == 200 and response.json()["score"] == 4
+
+
+def test_bad_attempt_input(api: Api) -> None:
+    teacher, student, other = api.user("teacher"), api.user(), api.user()
+    exam = api.exam(teacher)
+    hidden = api.exam(teacher, is_published=False)
+    assert api.post(f"/api/student/exams/{hidden['id']}/start",
+                    headers=student["headers"]).status_code == 404
+    assert api.post(f"/api/student/exams/{uuid.uuid4()}/start",
+                    headers=student["headers"]).status_code == 404
+    attempt = api.start(student, exam)
+    assert api.submit(other, attempt["attempt_id"]).status_code in (403, 404)
+    assert api.post(f"/api/student/attempts/{attempt['attempt_id']}/drafts",
+                    headers=student["headers"],
+                    json={"responses": {"nope": "x"}}).status_code == 422
+    assert api.submit(student, attempt["attempt_id"], {"q1": {"a": 1}}).status_code == 422
+    assert api.get(f"/api/student/attempts/{attempt['attempt_id']}",
+                   headers=other["headers"]).status_code in (403, 404)
+
+
+def test_expired_attempt_is_abandoned(api: Api, db) -> None:
+    teacher, student = api.user("teacher"), api.user()
+    exam = api.exam(teacher)
+    attempt = api.start(student, exam)
+    db.execute("UPDATE exam_attempts SET started_at = started_at - interval '2 hours',"
+               " expires_at = expires_at - interval '2 hours' WHERE id = %s",
+               (attempt["attempt_id"],))
+    assert api.submit(student, attempt["attempt_id"]).status_code == 409
+    status = db.execute("SELECT status FROM exam_attempts WHERE id = %s",
+                        (attempt["attempt_id"],)).fetchone()[0]
+    assert status == "abandoned"
+    fresh = api.post(f"/api/student/exams/{exam['id']}/start", headers=student["headers"])
+    assert fresh.status_code == 201 and fresh.json()["attempt_id"] != attempt["attempt_id"]
+
+
+def test_edit_needs_can_edit_and_grants_take_effect_next_request(api: Api) -> None:
+    owner, colleague = api.user("teacher"), api.user("teacher")
+    exam = api.exam(owner)
+    patch = {"title": "Renamed"}
+    url = f"/api/teacher/exams/{exam['id']}"
+    assert api.patch(url, json=patch, headers=colleague["headers"]).status_code == 403
+    assert api.grant(colleague, exam, colleague).status_code == 403  # not the creator
+    granted = api.grant(owner, exam, colleague, can_edit=True)
+    assert granted.status_code == 201
+    assert api.grant(owner, exam, colleague, can_edit=True).status_code == 200
+    edited = api.patch(url, json=patch, headers=colleague["headers"])
+    assert edited.status_code == 200 and edited.json()["title"] == "Renamed"
+    assert api.patch(url, json={"passing_score": 1000},
+                     headers=owner["headers"]).status_code == 422
+    revoked = api.delete(f"{url}/permissions/{colleague['id']}", headers=owner["headers"])
+    assert revoked.status_code == 204
+    assert api.patch(url, json=patch, headers=colleague["headers"]).status_code == 403
+    assert api.delete(f"{url}/permissions/{colleague['id']}",
+                      headers=owner["headers"]).status_code == 404
+    student = api.user()
+    assert api.grant(owner, exam, student).status_code == 404  # not a teacher
+
+
+def test_analytics_and_dashboards(api: Api) -> None:
+    teacher, s1, s2 = api.user("teacher"), api.user(), api.user()
+    exam = api.exam(teacher)
+    for student, answers in ((s1, {"q1": "4"}), (s2, {"q1": "4", "q2": ["2", "3"], "q3": "Paris"})):
+        api.submit(student, api.start(student, exam)["attempt_id"], answers)
+    analytics = api.get(f"/api/teacher/exams/{exam['id']}/analytics",
+                        headers=teacher["headers"]).json()
+    stats = analytics["analytics"]
+    assert stats["unique_students"] == 2 and stats["total_attempts"] == 2
+    assert stats["avg_score"] == 70 and stats["pass_rate"] == 0.5
+    assert {s["student_id"] for s in analytics["students"]} == {s1["id"], s2["id"]}
+    dashboard = api.get("/api/teacher/dashboard", headers=teacher["headers"]).json()
+    assert set(dashboard) >= {"exams", "alerts", "flagged_students"}
+    assert [e["exam_id"] for e in dashboard["exams"]] == [exam["id"]]
+    mine = api.get("/api/student/dashboard", headers=s1["headers"]).json()
+    assert set(mine) >= {"profile", "exam_history", "integrity_status", "dropout_risk",
+                         "recommendations"}
+    assert mine["profile"]["total_exams_attempted"] == 1
+    item = mine["exam_history"][0]
+    assert set(item) >= {"attempt_id", "exam_id", "exam_title", "status", "score", "percentage",
+                         "passed", "integrity_score", "started_at", "completed_at"}
+    assert "creator_id" not in str(mine)
+    detail = api.get(f"/api/student/attempts/{item['attempt_id']}", headers=s1["headers"]).json()
+    assert set(detail) >= {"monitoring_summary", "integrity", "feedback"}
+
+
+def test_pagination_walks_every_item_once(api: Api) -> None:
+    teacher = api.user("teacher")
+    made = {api.exam(teacher)["id"] for _ in range(5)}
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = api.get("/api/teacher/exams", params=params, headers=teacher["headers"]).json()
+        assert len(page["items"]) <= 2
+        seen += [e["id"] for e in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(made)
+    assert api.get("/api/teacher/exams", params={"limit": 501},
+                   headers=teacher["headers"]).status_code == 422
+    assert api.get("/api/teacher/exams", params={"cursor": "@@bad"},
+                   headers=teacher["headers"]).status_code == 422

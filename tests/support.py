@@ -1,0 +1,183 @@
+"""Test support: databases, a server subprocess, and an HTTP client with small factories."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg import sql
+
+PASSWORD = "Tr0ub4dor&3-horse"
+
+
+def _admin_url(url: str) -> str:
+    """The same server, connected to its maintenance database."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = "postgres"
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+def make_database(base_url: str, name: str) -> str:
+    with psycopg.connect(_admin_url(base_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    info = psycopg.conninfo.conninfo_to_dict(base_url)
+    info["dbname"] = name
+    return "postgresql://" + _to_url(info)
+
+
+def _to_url(info: dict[str, Any]) -> str:
+    user = info.get("user", "postgres")
+    password = info.get("password") or ""
+    host = info.get("host", "")
+    port = info.get("port")
+    if host.startswith("/"):
+        return f"{user}:{password}@/{info['dbname']}?host={host}"
+    return f"{user}:{password}@{host}{':' + str(port) if port else ''}/{info['dbname']}"
+
+
+def drop_database(base_url: str, url: str) -> None:
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(_admin_url(base_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """`uvicorn veritas.app:create_app` in its own process, on a free port."""
+
+    def __init__(self, env: dict[str, str], workers: int = 1) -> None:
+        self.env = env
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "veritas.app:create_app", "--factory",
+             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
+             "--log-level", "warning"],
+            env=self.env,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}")
+            try:
+                if httpx.get(self.base_url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("server did not become ready")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+class Api(httpx.Client):
+    """An HTTP client with factories that go through the public API only."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url=base_url, timeout=30)
+        self.admin: dict[str, Any] | None = None
+
+    # --- identities --------------------------------------------------------------------
+    def create_admin_cli(self, env: dict[str, str]) -> dict[str, Any]:
+        username = unique("admin")
+        email = f"{username}@school.example"
+        out = subprocess.run(
+            [sys.executable, "-m", "veritas.cli", "create-admin", "--email", email,
+             "--username", username, "--password", PASSWORD],
+            env=env, capture_output=True, text=True, timeout=60, check=True,
+        )
+        assert "admin created" in out.stdout
+        self.admin = self.login(email)
+        return self.admin
+
+    def login(self, login: str, password: str = PASSWORD) -> dict[str, Any]:
+        response = self.post("/api/auth/login", json={"email": login, "password": password})
+        assert response.status_code == 200, response.text
+        tokens = response.json()
+        me = self.get("/api/auth/me", headers=bearer(tokens["access_token"])).json()
+        return {**me, "token": tokens["access_token"], "refresh": tokens["refresh_token"],
+                "headers": bearer(tokens["access_token"])}
+
+    def user(self, role: str = "student", **extra: Any) -> dict[str, Any]:
+        """Register (students themselves; staff through the admin) and log in."""
+        username = unique(role)
+        body = {"email": f"{username}@school.example", "username": username,
+                "password": PASSWORD, "role": role, **extra}
+        headers = self.admin["headers"] if role != "student" and self.admin else {}
+        response = self.post("/api/auth/register", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        return self.login(body["email"])
+
+    # --- exams and attempts --------------------------------------------------------------
+    def exam(self, teacher: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+        body = {
+            "title": unique("Algebra quiz "), "subject": "Mathematics", "topic": "Algebra",
+            "max_score": 10, "duration_minutes": 30, "passing_score": 6, "is_published": True,
+            "questions": [
+                {"id": "q1", "type": "single_choice", "prompt": "2+2?", "points": 4,
+                 "options": ["3", "4", "5"], "correct": "4"},
+                {"id": "q2", "type": "multiple_choice", "prompt": "Primes?", "points": 3,
+                 "options": ["2", "3", "4"], "correct": ["2", "3"]},
+                {"id": "q3", "type": "short_text", "prompt": "Capital of France?", "points": 3,
+                 "correct": ["Paris"]},
+            ],
+            **overrides,
+        }
+        response = self.post("/api/teacher/exams", json=body, headers=teacher["headers"])
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def start(self, student: dict[str, Any], exam: dict[str, Any]) -> dict[str, Any]:
+        response = self.post(f"/api/student/exams/{exam['id']}/start", headers=student["headers"])
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    def submit(self, student: dict[str, Any], attempt_id: str, responses: dict | None = None):
+        return self.post(f"/api/student/exams/{attempt_id}/submit",
+                         json={"responses": responses or {}}, headers=student["headers"])
+
+    def grant(self, owner: dict, exam: dict, teacher: dict, **rights: bool) -> httpx.Response:
+        body = {"teacher_id": teacher["id"], "can_view": True, "can_edit": False,
+                "can_view_analytics": True, **rights}
+        return self.post(f"/api/teacher/exams/{exam['id']}/permissions", json=body,
+                         headers=owner["headers"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
