@@ -47,7 +47,10 @@ WITH live AS (
     SELECT e.*, now() FROM unnest(
         $2::uuid[], $3::timestamptz[], $4::uuid[], $5::uuid[], $6::uuid[], $7::text[],
         $8::event_severity[], $9::jsonb[], $10::bool[], $11::real[], $12::text[], $13::text[],
-        $14::timestamptz[]) AS e
+        $14::timestamptz[]) AS e(
+            id, attempt_started_at, exam_attempt_id, student_id, event_id, event_type, severity,
+            data_payload, is_anomaly, anomaly_score, description, analysis_notes,
+            client_timestamp)
     WHERE e.exam_attempt_id IN (SELECT id FROM live)
     ON CONFLICT DO NOTHING
     RETURNING id

@@ -1,0 +1,157 @@
+"""Monitoring ingestion correctness: acknowledgement, idempotency, ownership, errors, rules."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.support import Api
+
+
+def _attempt(api: Api, **exam_overrides):
+    teacher, student = api.user("teacher"), api.user()
+    exam = api.exam(teacher, **exam_overrides)
+    return teacher, student, api.start(student, exam)
+
+
+def test_single_event_is_stored_and_idempotent(api: Api, db) -> None:
+    _, student, attempt = _attempt(api)
+    event_id = str(uuid.uuid4())
+    body = {"attempt_id": attempt["attempt_id"], "event_type": "eye_movement",
+            "severity": "warning", "event_id": event_id,
+            "data": {"x": 640, "y": 480, "confidence": 0.95, "gaze_point": "center"}}
+    first = api.post("/api/monitor/events", json=body, headers=student["headers"])
+    assert first.status_code == 201 and first.json()["status"] == "recorded"
+    again = api.post("/api/monitor/events", json=body, headers=student["headers"])
+    assert again.status_code in (200, 201) and again.json() == {
+        "id": first.json()["id"], "status": "duplicate"}
+    batch = api.post("/api/monitor/events/batch", headers=student["headers"],
+                     json={"attempt_id": attempt["attempt_id"],
+                           "events": [body, {**body, "event_id": str(uuid.uuid4())}]})
+    assert batch.status_code == 201 and batch.json() == {"recorded": 1, "duplicates": 1}
+    count = db.execute("SELECT count(*) FROM monitoring_events WHERE exam_attempt_id = %s",
+                       (attempt["attempt_id"],)).fetchone()[0]
+    assert count == 2
+
+
+def test_seed_example_without_event_id_is_accepted(api: Api) -> None:
+    _, student, attempt = _attempt(api)
+    response = api.post("/api/monitor/events", headers=student["headers"], json={
+        "attempt_id": attempt["attempt_id"], "event_type": "eye_movement", "severity": "warning",
+        "data": {"x": 640, "y": 480, "confidence": 0.95, "gaze_point": "center"}})
+    assert response.status_code == 201
+
+
+def test_reused_event_id_from_another_student_stores_both(api: Api, db) -> None:
+    teacher = api.user("teacher")
+    exam = api.exam(teacher)
+    a, b = api.user(), api.user()
+    attempt_a, attempt_b = api.start(a, exam), api.start(b, exam)
+    shared = str(uuid.uuid4())
+    for student, attempt in ((a, attempt_a), (b, attempt_b)):
+        response = api.post("/api/monitor/events", headers=student["headers"], json={
+            "attempt_id": attempt["attempt_id"], "event_type": "paste", "event_id": shared,
+            "data": {"chars": 5}})
+        assert response.status_code == 201 and response.json()["status"] == "recorded"
+    rows = db.execute("SELECT count(*) FROM monitoring_events WHERE event_id = %s",
+                      (shared,)).fetchone()[0]
+    assert rows == 2
+
+
+def test_duplicate_across_a_partition_boundary(api: Api, db) -> None:
+    """Events of an attempt started last month go to last month's partition, whenever they
+    arrive, so a retry arriving this month is still recognized as the same event."""
+    _, student, attempt = _attempt(api, duration_minutes=24 * 60)
+    db.execute("UPDATE exam_attempts SET started_at = date_trunc('month', now()) - interval '1 hour',"
+               " expires_at = now() + interval '1 day' WHERE id = %s", (attempt["attempt_id"],))
+    body = {"attempt_id": attempt["attempt_id"], "event_type": "heartbeat",
+            "event_id": str(uuid.uuid4()), "data": {}}
+    first = api.post("/api/monitor/events", json=body, headers=student["headers"])
+    second = api.post("/api/monitor/events", json=body, headers=student["headers"])
+    assert first.json()["status"] == "recorded" and second.json()["status"] == "duplicate"
+    rows = db.execute("SELECT tableoid::regclass::text, to_char(date_trunc('month', now())"
+                      " - interval '1 hour', 'YYYY_MM') FROM monitoring_events"
+                      " WHERE exam_attempt_id = %s", (attempt["attempt_id"],)).fetchall()
+    assert len(rows) == 1
+    partition, last_month = rows[0]
+    assert partition == f"monitoring_events_{last_month}"
+
+
+def test_ownership_and_state_errors(api: Api, admin: dict) -> None:
+    teacher, student, attempt = _attempt(api)
+    other = api.user()
+    event = {"attempt_id": attempt["attempt_id"], "event_type": "heartbeat", "data": {}}
+    assert api.post("/api/monitor/events", json=event).status_code == 401
+    assert api.post("/api/monitor/events", json=event,
+                    headers=other["headers"]).status_code in (403, 404)
+    assert api.post("/api/monitor/events", json=event,
+                    headers=teacher["headers"]).status_code == 403
+    assert api.post("/api/monitor/events", json=event,
+                    headers=admin["headers"]).status_code == 201
+    unknown = event | {"attempt_id": str(uuid.uuid4())}
+    assert api.post("/api/monitor/events", json=unknown,
+                    headers=student["headers"]).status_code == 404
+    api.submit(student, attempt["attempt_id"])
+    ended = api.post("/api/monitor/events", json=event, headers=student["headers"])
+    assert ended.status_code == 409
+    batch = api.post("/api/monitor/events/batch", headers=student["headers"],
+                     json={"attempt_id": attempt["attempt_id"], "events": [event]})
+    assert batch.status_code == 409
+
+
+def test_invalid_events_are_4xx_and_nothing_half_written(api: Api, db) -> None:
+    _, student, attempt = _attempt(api)
+    aid = attempt["attempt_id"]
+    h = student["headers"]
+    base = {"attempt_id": aid, "event_type": "heartbeat", "data": {}}
+    assert api.post("/api/monitor/events", json=base | {"severity": "apocalyptic"},
+                    headers=h).status_code == 422
+    assert api.post("/api/monitor/events", json=base | {"data": [1, 2]},
+                    headers=h).status_code == 422
+    assert api.post("/api/monitor/events", json=base | {"event_type": "bad type!"},
+                    headers=h).status_code == 422
+    assert api.post("/api/monitor/events", json=base | {"data": {"blob": "x" * 20_000}},
+                    headers=h).status_code in (413, 422)
+    too_many = {"attempt_id": aid, "events": [{"event_type": "heartbeat"}] * 1001}
+    assert api.post("/api/monitor/events/batch", json=too_many, headers=h).status_code == 422
+    one_big = {"attempt_id": aid, "events": [{"event_type": "heartbeat", "data": {}}] * 3
+               + [{"event_type": "paste", "data": {"blob": "x" * 20_000}}]}
+    assert api.post("/api/monitor/events/batch", json=one_big,
+                    headers=h).status_code in (413, 422)
+    assert api.post("/api/monitor/events", content=b"{", headers=h | {
+        "content-type": "application/json"}).status_code == 422
+    stored = db.execute("SELECT count(*) FROM monitoring_events WHERE exam_attempt_id = %s",
+                        (aid,)).fetchone()[0]
+    assert stored == 0
+
+
+def test_oversized_body_is_413(api: Api) -> None:
+    _, student, attempt = _attempt(api)
+    huge = b'{"attempt_id": "x", "events": [' + b" " * (9 * 1024 * 1024) + b"]}"
+    response = api.post("/api/monitor/events/batch", content=huge,
+                        headers=student["headers"] | {"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_anomaly_rules_and_per_exam_thresholds(api: Api, db) -> None:
+    _, student, attempt = _attempt(api, metadata={"anomaly_rules": {"paste_chars": 50}})
+    events = [
+        {"event_type": "paste", "data": {"chars": 60}},
+        {"event_type": "paste", "data": {"chars": 10}},
+        {"event_type": "focus_lost", "data": {"duration_ms": 1500}},
+        {"event_type": "focus_lost", "data": {"duration_ms": 45_000}},
+        {"event_type": "multiple_faces", "data": {"count": 2}},
+        {"event_type": "custom.module_alarm", "severity": "critical", "data": {}},
+    ]
+    response = api.post("/api/monitor/events/batch", headers=student["headers"],
+                        json={"attempt_id": attempt["attempt_id"], "events": events})
+    assert response.json() == {"recorded": 6, "duplicates": 0}
+    rows = db.execute("SELECT event_type, data_payload, is_anomaly, anomaly_score, description"
+                      " FROM monitoring_events WHERE exam_attempt_id = %s",
+                      (attempt["attempt_id"],)).fetchall()
+    flagged = {(r[0], str(r[1])) for r in rows if r[2]}
+    assert ("paste", "{'chars': 60}") in flagged and ("paste", "{'chars': 10}") not in flagged
+    assert ("focus_lost", "{'duration_ms': 45000}") in flagged
+    assert ("focus_lost", "{'duration_ms': 1500}") not in flagged
+    assert ("multiple_faces", "{'count': 2}") in flagged
+    assert ("custom.module_alarm", "{}") in flagged
+    assert all(0 < r[3] <= 1 and r[4] for r in rows if r[2])

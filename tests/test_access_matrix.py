@@ -1,0 +1,169 @@
+"""Who can reach what: every route that takes an id, for every kind of caller.
+
+Callers: anonymous, the attempt's student, another student, the exam's creator, a teacher
+granted analytics, an unrelated teacher, and an admin. 2xx only where allowed, and no
+foreign ids in any list.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import Api
+
+
+@pytest.fixture(scope="module")
+def world(api: Api, admin: dict) -> dict:
+    owner, granted, stranger = api.user("teacher"), api.user("teacher"), api.user("teacher")
+    student, other_student = api.user(), api.user()
+    exam = api.exam(owner)
+    assert api.grant(owner, exam, granted, can_view_analytics=True).status_code == 201
+    other_exam = api.exam(stranger)
+    attempt = api.start(student, exam)
+    api.post("/api/monitor/events/batch", headers=student["headers"], json={
+        "attempt_id": attempt["attempt_id"],
+        "events": [{"event_type": "paste", "data": {"chars": 900}},
+                   {"event_type": "heartbeat", "data": {}}]})
+    api.submit(student, attempt["attempt_id"], {"q1": "4"})
+    other_attempt = api.start(other_student, other_exam)
+    api.post("/api/monitor/events", headers=other_student["headers"], json={
+        "attempt_id": other_attempt["attempt_id"], "event_type": "paste",
+        "severity": "critical", "data": {"chars": 5000}})
+    return {"owner": owner, "granted": granted, "stranger": stranger, "student": student,
+            "other_student": other_student, "admin": admin, "anonymous": None, "exam": exam,
+            "attempt": attempt, "other_exam": other_exam, "other_attempt": other_attempt}
+
+
+def _call(api: Api, caller: dict | None, method: str, url: str, **kwargs):
+    headers = caller["headers"] if caller else {}
+    return api.request(method, url, headers=headers, **kwargs)
+
+
+TEACHER_READS = [
+    ("GET", "/api/teacher/exams/{exam}/analytics"),
+    ("GET", "/api/teacher/students/{student}"),
+    ("GET", "/api/teacher/attempts/{attempt}"),
+    ("GET", "/api/teacher/attempts/{attempt}/monitoring"),
+]
+ALLOWED_TEACHER_READ = {"owner", "granted", "admin"}
+
+
+@pytest.mark.parametrize("method,template", TEACHER_READS)
+@pytest.mark.parametrize("who", ["anonymous", "student", "other_student", "owner", "granted",
+                                 "stranger", "admin"])
+def test_teacher_reads(api: Api, world: dict, who: str, method: str, template: str) -> None:
+    url = template.format(exam=world["exam"]["id"], student=world["student"]["id"],
+                          attempt=world["attempt"]["attempt_id"])
+    response = _call(api, world[who], method, url)
+    if who == "anonymous":
+        assert response.status_code == 401
+    elif who in ALLOWED_TEACHER_READ:
+        assert response.status_code == 200, response.text
+        assert world["other_student"]["id"] not in response.text
+        assert world["other_attempt"]["attempt_id"] not in response.text
+    else:
+        assert response.status_code in (403, 404), response.text
+        assert world["student"]["email"] not in response.text
+
+
+@pytest.mark.parametrize("who", ["anonymous", "student", "other_student", "owner", "granted",
+                                 "stranger", "admin"])
+def test_exam_edit_and_grants(api: Api, world: dict, who: str) -> None:
+    exam_id = world["exam"]["id"]
+    edit = _call(api, world[who], "PATCH", f"/api/teacher/exams/{exam_id}",
+                 json={"description": f"edited by {who}"})
+    expected_edit = {"anonymous": 401, "owner": 200, "admin": 200}.get(who, 403)
+    assert edit.status_code == expected_edit
+    grant = _call(api, world[who], "POST", f"/api/teacher/exams/{exam_id}/permissions",
+                  json={"teacher_id": world["granted"]["id"], "can_view": True,
+                        "can_edit": False, "can_view_analytics": True})
+    if who == "anonymous":
+        assert grant.status_code == 401
+    elif who in ("owner", "admin"):
+        assert grant.status_code in (200, 201)
+    else:
+        assert grant.status_code == 403
+
+
+@pytest.mark.parametrize("who", ["anonymous", "student", "other_student", "owner", "granted",
+                                 "stranger", "admin"])
+def test_student_attempt_view(api: Api, world: dict, who: str) -> None:
+    response = _call(api, world[who], "GET",
+                     f"/api/student/attempts/{world['attempt']['attempt_id']}")
+    expected = {"anonymous": 401, "student": 200}.get(who, (403, 404))
+    if isinstance(expected, tuple):
+        assert response.status_code in expected
+    else:
+        assert response.status_code == expected
+    if who == "student":
+        body = response.text
+        for secret in ("data_payload", "anomaly_score", "analysis_notes", "creator_id",
+                       world["owner"]["email"], "correct"):
+            assert secret not in body
+
+
+@pytest.mark.parametrize("who", ["anonymous", "student", "owner", "admin"])
+def test_admin_routes(api: Api, world: dict, who: str) -> None:
+    target = world["other_student"]["id"]
+    for method, url in (("GET", "/api/admin/users"), ("GET", "/api/admin/audit-logs"),
+                        ("POST", f"/api/admin/users/{target}/unlock")):
+        response = _call(api, world[who], method, url)
+        expected = {"anonymous": 401, "admin": 200}.get(who, 403)
+        assert response.status_code == expected, (method, url)
+
+
+def test_lists_carry_no_foreign_ids(api: Api, world: dict) -> None:
+    for who in ("owner", "granted"):
+        h = world[who]["headers"]
+        exams = api.get("/api/teacher/exams", headers=h).text
+        assert world["exam"]["id"] in exams and world["other_exam"]["id"] not in exams
+        alerts = api.get("/api/teacher/alerts", headers=h).json()
+        assert alerts["items"], "the paste anomaly is an alert"
+        assert {a["exam_id"] for a in alerts["items"]} == {world["exam"]["id"]}
+        dashboard = api.get("/api/teacher/dashboard", headers=h).text
+        assert world["other_exam"]["id"] not in dashboard
+        assert world["other_attempt"]["attempt_id"] not in dashboard
+    stranger_alerts = api.get("/api/teacher/alerts", headers=world["stranger"]["headers"]).json()
+    assert {a["exam_id"] for a in stranger_alerts["items"]} == {world["other_exam"]["id"]}
+    mine = api.get("/api/student/dashboard", headers=world["student"]["headers"]).text
+    assert world["other_attempt"]["attempt_id"] not in mine
+    assert world["other_student"]["id"] not in mine
+
+
+def test_alerts_most_severe_first(api: Api, world: dict) -> None:
+    items = api.get("/api/teacher/alerts", headers=world["admin"]["headers"],
+                    params={"limit": 500}).json()["items"]
+    rank = {"normal": 0, "warning": 1, "critical": 2}
+    keys = [(rank[a["severity"]], a["created_at"]) for a in items]
+    assert keys == sorted(keys, reverse=True)
+
+
+def test_monitoring_filters(api: Api, world: dict) -> None:
+    url = f"/api/teacher/attempts/{world['attempt']['attempt_id']}/monitoring"
+    h = world["owner"]["headers"]
+    everything = api.get(url, headers=h).json()["items"]
+    assert {e["event_type"] for e in everything} == {"paste", "heartbeat"}
+    pastes = api.get(url, headers=h, params={"payload": '{"chars": 900}'}).json()["items"]
+    assert [e["event_type"] for e in pastes] == ["paste"]
+    anomalies = api.get(url, headers=h, params={"is_anomaly": "true"}).json()["items"]
+    assert [e["event_type"] for e in anomalies] == ["paste"]
+    by_type = api.get(url, headers=h, params={"event_type": "heartbeat"}).json()["items"]
+    assert len(by_type) == 1
+    assert api.get(url, headers=h, params={"payload": "[1]"}).status_code == 422
+    assert api.get(url, headers=h, params={"severity": "bad"}).status_code == 422
+
+
+def test_revoked_grant_counts_on_next_request(api: Api, world: dict, admin: dict) -> None:
+    owner, colleague = api.user("teacher"), api.user("teacher")
+    exam = api.exam(owner)
+    api.grant(owner, exam, colleague, can_view_analytics=True)
+    url = f"/api/teacher/exams/{exam['id']}/analytics"
+    assert api.get(url, headers=colleague["headers"]).status_code == 200
+    api.delete(f"/api/teacher/exams/{exam['id']}/permissions/{colleague['id']}",
+               headers=owner["headers"])
+    assert api.get(url, headers=colleague["headers"]).status_code == 403
+    view_only = api.user("teacher")
+    api.grant(owner, exam, view_only, can_view_analytics=False)
+    assert api.get(f"/api/teacher/exams/{exam['id']}",
+                   headers=view_only["headers"]).status_code == 200
+    assert api.get(url, headers=view_only["headers"]).status_code == 403

@@ -1,0 +1,51 @@
+"""The `veritas` command against the test database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _veritas(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "veritas.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_migrate_and_refresh_views(server_env: dict[str, str]) -> None:
+    assert _veritas(server_env, "migrate").returncode == 0
+    result = _veritas(server_env, "refresh-views")
+    assert result.returncode == 0, result.stderr
+
+
+def test_create_admin_refuses_bad_input(server_env: dict[str, str], api) -> None:
+    weak = _veritas(server_env, "create-admin", "--email", "w@school.example",
+                    "--username", "weakadmin", "--password", "password")
+    assert weak.returncode != 0 and "common" in weak.stderr
+    taken = _veritas(server_env, "create-admin", "--email", api.admin["email"],
+                     "--username", "another", "--password", "Tr0ub4dor&3-horse")
+    assert taken.returncode != 0 and "already" in taken.stderr
+    missing = subprocess.run([sys.executable, "-m", "veritas.cli", "create-admin"],
+                             env=server_env, capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL)
+    assert missing.returncode != 0
+
+
+def test_demo_fills_a_school(server_env: dict[str, str], db, api) -> None:
+    result = _veritas(server_env, "demo", "--students", "12", "--password", "Demo-pass-2026!")
+    assert result.returncode == 0, result.stderr
+    counts = db.execute(
+        "SELECT (SELECT count(*) FROM users WHERE email LIKE '%%@demo.veritas.school'),"
+        " (SELECT count(*) FROM exams e JOIN users u ON u.id = e.creator_id"
+        "   WHERE u.email LIKE '%%@demo.veritas.school' AND e.is_published),"
+        " (SELECT count(*) FROM exam_attempts a JOIN users u ON u.id = a.student_id"
+        "   WHERE u.email LIKE '%%@demo.veritas.school' AND a.status = 'completed'),"
+        " (SELECT count(*) FROM monitoring_events m JOIN users u ON u.id = m.student_id"
+        "   WHERE u.email LIKE '%%@demo.veritas.school')").fetchone()
+    users, exams, attempts, events = counts
+    assert users >= 15 and exams >= 3 and attempts >= 12 and events > 100
+    teacher = db.execute("SELECT email FROM users WHERE role = 'teacher'"
+                         " AND email LIKE '%%@demo.veritas.school' LIMIT 1").fetchone()[0]
+    login = api.post("/api/auth/login", json={"email": teacher, "password": "Demo-pass-2026!"})
+    assert login.status_code == 200
+    again = _veritas(server_env, "demo", "--students", "12", "--password", "Demo-pass-2026!")
+    assert again.returncode != 0 and "already" in (again.stderr + again.stdout)
