@@ -69,7 +69,9 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "veritas.app:create_app", "--factory",
              "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
-             "--log-level", "warning"],
+             "--log-level", "warning",
+             # Veritas reads X-Forwarded-For itself, from TRUSTED_PROXIES only.
+             "--no-proxy-headers"],
             env=self.env,
         )
         deadline = time.monotonic() + 60
