@@ -156,7 +156,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:  # noqa: BLE001 - a bug must still answer with JSON, never a trace
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            response = JSONResponse({"detail": "internal error"}, 500)
         runtime = getattr(request.app.state, "runtime", None)
         if runtime is not None:
             runtime.metrics.count_request(request.method, response.status_code)
@@ -187,12 +191,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if exc.connection_invalidated:
             return JSONResponse({"detail": "database unavailable; retry shortly"}, 503,
                                 headers={"Retry-After": "2"})
+        # SQLSTATE class 22 is "data exception": a value from the client that PostgreSQL
+        # cannot store (a NUL character, a number out of range). That is the client's 422.
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        if sqlstate.startswith("22"):
+            return JSONResponse({"detail": "a value cannot be stored (invalid characters or "
+                                           "out of range)"}, 422)
         log.exception("database error")
-        return JSONResponse({"detail": "internal error"}, 500)
-
-    @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
         return JSONResponse({"detail": "internal error"}, 500)
 
     for router in (auth_router, student_exams, student_views, teacher_exams, teacher_views,

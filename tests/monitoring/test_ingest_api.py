@@ -155,3 +155,21 @@ def test_anomaly_rules_and_per_exam_thresholds(api: Api, db) -> None:
     assert ("multiple_faces", "{'count': 2}") in flagged
     assert ("custom.module_alarm", "{}") in flagged
     assert all(0 < r[3] <= 1 and r[4] for r in rows if r[2])
+
+
+def test_unstorable_values_are_422_not_5xx(api: Api, db) -> None:
+    _, student, attempt = _attempt(api)
+    h = student["headers"]
+    base = {"attempt_id": attempt["attempt_id"], "event_type": "typing"}
+    assert api.post("/api/monitor/events", headers=h,
+                    json=base | {"data": {"n": 10**30}}).status_code == 422
+    assert api.post("/api/monitor/events", headers=h,
+                    json=base | {"data": {"s": "a\u0000b"}}).status_code == 422
+    assert api.post("/api/monitor/events", headers=h,
+                    json=base | {"description": "a\u0000b"}).status_code == 422
+    draft = api.post(f"/api/student/attempts/{attempt['attempt_id']}/drafts", headers=h,
+                     json={"responses": {"q3": "Par\u0000is"}})
+    assert draft.status_code == 422
+    # The good events around a bad one are unaffected.
+    ok = api.post("/api/monitor/events", headers=h, json=base | {"data": {"keys": 3}})
+    assert ok.status_code == 201

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from veritas.db.base import Role, Severity
 from veritas.deps import CurrentUser, RuntimeDep
-from veritas.errors import Conflict, Forbidden, NotFound, TooLarge
+from veritas.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from veritas.monitoring.ingest import AttemptInfo, Row, event_row_id
 from veritas.monitoring.rules import evaluate
 
@@ -68,7 +68,15 @@ async def _authorize(rt: RuntimeDep, user: CurrentUser, attempt_id: uuid.UUID) -
 
 
 def _row(info: AttemptInfo, event: EventIn, max_payload: int) -> Row:
-    payload = orjson.dumps(event.data)
+    try:
+        payload = orjson.dumps(event.data)
+    except orjson.JSONEncodeError:
+        raise Invalid("data holds a value that cannot be stored (integers must fit 64 bits)") \
+            from None
+    # PostgreSQL text and jsonb refuse NUL; refusing it here keeps one bad event from
+    # failing the shared statement that carries everyone else's events.
+    if b"\\u0000" in payload or (event.description and "\x00" in event.description):
+        raise Invalid("NUL characters are not allowed in events")
     if len(payload) > max_payload:
         raise TooLarge(f"an event's data is over {max_payload // 1024} KiB")
     event_id = event.event_id or uuid.uuid4()
