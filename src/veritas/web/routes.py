@@ -12,4 +12,4 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def mount_pages(app: FastAPI) -> None:
     """Mount last, so every API and ops route matches first."""
-    app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="pages")
+    app.mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="pages")
