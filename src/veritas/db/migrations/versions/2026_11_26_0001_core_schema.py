@@ -176,7 +176,11 @@ def upgrade() -> None:
         PRIMARY KEY (id, attempt_started_at)
     ) PARTITION BY RANGE (attempt_started_at);
 
-    -- Each index below serves a named query; every extra index slows ingestion.
+    -- Each index below serves a named query; every extra index slows ingestion. The seed
+    -- also lists attempt_id, student_id, type_severity and is_anomaly indexes: attempt_id is
+    -- the leading column of the composite below; events are only ever read per attempt
+    -- (a student's events are reached through their attempts), so student_id and
+    -- type/severity filters run inside one attempt's rows; is_anomaly is the partial index.
     -- The teacher's event list of one attempt and the analysis scan, in time order
     -- (also covers lookups by attempt id alone).
     CREATE INDEX ix_monitoring_events_attempt_time
