@@ -1,0 +1,207 @@
+"""Dropout risk: an explainable, calibrated logistic scorecard of what is known on a given day.
+
+Pipeline: StudentHistory (plain data) -> features_at(history, day, class_means) -> RiskFeatures
+-> predict_risk(features) -> RiskAssessment. Coefficients, transforms, imputations and label
+thresholds are read from dropout_model.json, written by scripts/fit_dropout.py; the method and
+its out-of-sample figures are in docs/momentum-and-risk.md.
+
+Days are whole days from the course start (day 0); negative days are before it. Demographics
+are deliberately not inputs.
+"""
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any, Iterable, Mapping
+
+from veritas.analysis.momentum import calculate_lmi
+
+LABELS = ("safe", "at_risk", "high_risk")
+
+
+@dataclass(frozen=True)
+class AssessmentRecord:
+    """One assessment of the student's course and what the student has done with it."""
+
+    assessment_id: str
+    due_day: int | None  # None: no fixed date (e.g. a final exam), so it never falls due
+    weight: float  # share of the course grade on any scale; 0 is allowed
+    submitted_day: int | None = None  # None: not submitted
+    score: float | None = None  # percentage 0-100; None: not (yet) marked
+    banked: bool = False  # result carried over from an earlier attempt at the course
+
+
+@dataclass(frozen=True)
+class StudentHistory:
+    """Everything the risk model may use about one student in one course."""
+
+    assessments: tuple[AssessmentRecord, ...]
+    registration_day: int | None = None  # negative: registered before the course started
+    load: float | None = None  # concurrent study load in full-course equivalents
+    previous_attempts: int = 0  # earlier attempts at this same course
+
+
+@dataclass(frozen=True)
+class RiskFeatures:
+    """The scorecard's inputs on one day; None means unknown and is imputed by the model."""
+
+    missed_share: float | None  # weight share of due assessments not submitted; None: none due
+    score_vs_class: float | None  # weighted mean of (own mark - class mean mark), points
+    lowest_score_vs_class: float | None  # the worst single (own mark - class mean mark)
+    lmi: float | None  # Learning Momentum Index of own marks, oldest first
+    mean_days_late: float | None  # mean of max(0, submitted - due) over own submissions
+    days_since_activity: float | None  # since the last submission; 0 while nothing is due
+    load: float | None
+    previous_attempts: float | None
+    course_day: float | None  # the day scored: withdrawal gets rarer as a course goes on
+
+
+@dataclass(frozen=True)
+class RiskAssessment:
+    """A dropout probability, its label, how clear-cut the label is and why."""
+
+    probability: float
+    label: str  # 'safe' | 'at_risk' | 'high_risk'
+    confidence: float  # 0 at a label threshold, towards 1 far from both (see _confidence)
+    top_factors: list[tuple[str, float]]  # (feature, log-odds vs average student), largest first
+
+
+def compute_class_means(histories: Iterable[StudentHistory], day: int) -> dict[str, float]:
+    """Return each assessment's mean mark over the class's marked submissions known by `day`."""
+    marks: dict[str, list[float]] = defaultdict(list)
+    for history in histories:
+        for a in history.assessments:
+            if a.score is not None and a.submitted_day is not None and a.submitted_day <= day:
+                marks[a.assessment_id].append(a.score)
+    return {key: sum(values) / len(values) for key, values in marks.items()}
+
+
+def features_at(
+    history: StudentHistory, day: int, class_means: Mapping[str, float] | None = None
+) -> RiskFeatures:
+    """Return the features known at the end of `day`, given compute_class_means(...) of that day."""
+    start = max(0, history.registration_day or 0)
+    handed_in = [
+        (a, a.submitted_day)
+        for a in history.assessments
+        if a.submitted_day is not None and a.submitted_day <= day
+    ]
+    handed_in_ids = {a.assessment_id for a, _ in handed_in}
+    # Work due before the student enrolled cannot have been missed by them.
+    due = [a for a in history.assessments if a.due_day is not None and start <= a.due_day <= day]
+    missed = [a for a in due if a.assessment_id not in handed_in_ids]
+    marks = sorted(  # (submitted, due, mark, weight, id): oldest first, undated work last
+        (on, _due_or_last(a), a.score, a.weight, a.assessment_id)
+        for a, on in handed_in
+        if a.score is not None
+    )
+    means = class_means or {}
+    relative = [(weight, mark - means[key]) for _, _, mark, weight, key in marks if key in means]
+    # Banked results prove the work exists but say nothing about this run's timing.
+    own = [(a, on) for a, on in handed_in if not a.banked]
+    late = [max(0, on - a.due_day) for a, on in own if a.due_day is not None]
+    last_seen = max([start, *(on for _, on in own)])
+    return RiskFeatures(
+        missed_share=_weighted_share(missed, due) if due else None,
+        score_vs_class=_weighted_mean(relative),
+        lowest_score_vs_class=min((r for _, r in relative), default=None),
+        lmi=calculate_lmi([mark for _, _, mark, _, _ in marks]).lmi,
+        mean_days_late=sum(late) / len(late) if late else None,
+        # Silence is expected until work falls due, so it only counts from then on.
+        days_since_activity=float(max(0, day - last_seen)) if due else 0.0,
+        load=history.load,
+        previous_attempts=float(history.previous_attempts),
+        course_day=float(day),
+    )
+
+
+def predict_risk(
+    features: RiskFeatures, *, model: Mapping[str, Any] | None = None
+) -> RiskAssessment:
+    """Return the calibrated dropout risk of a student; model defaults to the shipped one."""
+    model = model or _model()
+    contributions = [
+        (name, _contribution(getattr(features, name), spec))
+        for name, spec in model["features"].items()
+    ]
+    return _assessment(model, contributions)
+
+
+def detect_dropout(integrity: float | None, lmi: float | None) -> str:
+    """Return the seed's coarse dropout label from momentum alone, all else held at average.
+
+    This keeps the seed's call shape for callers that know nothing else; use predict_risk when
+    a history is available. Every other feature is taken at its training average, where it
+    contributes nothing, so only a strongly negative LMI (below about -0.65 with the shipped
+    model) lifts the label to at_risk. integrity is accepted but unused: nothing in the
+    training data measures it, so it has no validated bearing on withdrawal.
+    """
+    model = _model()
+    return _assessment(model, [("lmi", _contribution(lmi, model["features"]["lmi"]))]).label
+
+
+def transform_feature(value: float | None, spec: Mapping[str, Any]) -> float:
+    """Return a feature value imputed, clipped and optionally log-scaled as the model spec says."""
+    # Clip and log1p are both non-decreasing, so the sign of coef alone fixes the direction.
+    x = spec["impute"] if value is None else float(value)
+    low, high = spec["clip"]
+    x = min(max(x, low), high)
+    return math.log1p(x - low) if spec["log"] else x
+
+
+def _assessment(model: Mapping[str, Any], contributions: list[tuple[str, float]]) -> RiskAssessment:
+    logit = model["intercept"] + sum(c for _, c in contributions)
+    probability = 1 / (1 + math.exp(-logit))
+    thresholds = model["thresholds"]
+    if probability >= thresholds["high_risk"]:
+        label = "high_risk"
+    elif probability >= thresholds["at_risk"]:
+        label = "at_risk"
+    else:
+        label = "safe"
+    return RiskAssessment(
+        probability=probability,
+        label=label,
+        confidence=_confidence(logit, thresholds.values()),
+        top_factors=sorted(contributions, key=lambda c: abs(c[1]), reverse=True),
+    )
+
+
+def _contribution(value: float | None, spec: Mapping[str, Any]) -> float:
+    # Standardised, so a contribution is the log-odds shift from the training-average student.
+    return spec["coef"] * (transform_feature(value, spec) - spec["mean"]) / spec["scale"]
+
+
+def _confidence(logit: float, thresholds: Iterable[float]) -> float:
+    # tanh of the log-odds distance to the nearest threshold: 0.76 when the odds are a factor e off.
+    distance = min(abs(logit - math.log(t / (1 - t))) for t in thresholds)
+    return math.tanh(distance)
+
+
+def _due_or_last(a: AssessmentRecord) -> float:
+    return a.due_day if a.due_day is not None else math.inf
+
+
+def _weighted_share(part: list[AssessmentRecord], whole: list[AssessmentRecord]) -> float:
+    total = sum(a.weight for a in whole)
+    if total <= 0:  # only unweighted work (practice quizzes) is due: count it instead
+        return len(part) / len(whole)
+    return sum(a.weight for a in part) / total
+
+
+def _weighted_mean(pairs: list[tuple[float, float]]) -> float | None:
+    if not pairs:
+        return None
+    total = sum(w for w, _ in pairs)
+    if total <= 0:  # only unweighted work is marked: a plain mean
+        return sum(v for _, v in pairs) / len(pairs)
+    return sum(w * v for w, v in pairs) / total
+
+
+@cache
+def _model() -> dict[str, Any]:
+    text = resources.files("veritas.analysis").joinpath("dropout_model.json").read_text()
+    return json.loads(text)

@@ -1,0 +1,269 @@
+import json
+import math
+from dataclasses import fields, replace
+from importlib import resources
+
+import pytest
+
+from veritas.analysis import metrics
+from veritas.analysis.dropout import (
+    LABELS,
+    AssessmentRecord,
+    RiskFeatures,
+    StudentHistory,
+    compute_class_means,
+    detect_dropout,
+    features_at,
+    predict_risk,
+)
+
+TYPICAL = RiskFeatures(
+    missed_share=0.0,
+    score_vs_class=0.0,
+    lowest_score_vs_class=-5.0,
+    lmi=0.0,
+    mean_days_late=0.5,
+    days_since_activity=10.0,
+    load=1.0,
+    previous_attempts=0.0,
+    course_day=60.0,
+)
+
+
+def shipped_model() -> dict:
+    text = resources.files("veritas.analysis").joinpath("dropout_model.json").read_text()
+    return json.loads(text)
+
+
+def toy_model(coef: float = 1.0) -> dict:
+    """A one-feature model: logit = -2 + coef * missed_share, thresholds at p = 0.2 and 0.5."""
+    spec = {"coef": coef, "mean": 0.0, "scale": 1.0, "impute": 0.0, "clip": [0, 10], "log": False}
+    return {
+        "intercept": -2.0,
+        "features": {"missed_share": spec},
+        "thresholds": {"at_risk": 0.2, "high_risk": 0.5},
+    }
+
+
+def history() -> StudentHistory:
+    return StudentHistory(
+        assessments=(
+            AssessmentRecord("a1", due_day=10, weight=20, submitted_day=12, score=60),
+            AssessmentRecord("a2", due_day=20, weight=30),
+            AssessmentRecord("a3", due_day=40, weight=50, submitted_day=35, score=80),
+            AssessmentRecord("exam", due_day=None, weight=100),
+        ),
+        registration_day=-30,
+        load=1.5,
+        previous_attempts=1,
+    )
+
+
+# features_at
+
+
+def test_features_use_only_what_is_known_by_the_day():
+    f = features_at(history(), 30, {"a1": 70.0, "a3": 75.0})
+    assert f.missed_share == pytest.approx(30 / 50)  # a2 missed; a3 not yet due
+    assert f.score_vs_class == pytest.approx(-10)  # a3 was handed in after day 30
+    assert f.lowest_score_vs_class == pytest.approx(-10)
+    assert f.lmi is None
+    assert f.mean_days_late == pytest.approx(2)
+    assert f.days_since_activity == 18
+    assert (f.load, f.previous_attempts, f.course_day) == (1.5, 1.0, 30.0)
+
+
+def test_features_later_in_the_course():
+    f = features_at(history(), 45, {"a1": 70.0, "a3": 75.0})
+    assert f.missed_share == pytest.approx(30 / 100)
+    assert f.score_vs_class == pytest.approx((20 * -10 + 50 * 5) / 70)
+    assert f.lowest_score_vs_class == pytest.approx(-10)
+    assert f.mean_days_late == pytest.approx(1)  # 2 days late, then early counts as 0
+    assert f.days_since_activity == 10
+
+
+def test_later_submissions_do_not_change_earlier_features():
+    h = history()
+    a1, a2, *rest = h.assessments
+    later = replace(h, assessments=(a1, replace(a2, submitted_day=31, score=99), *rest))
+    means = {"a1": 70.0, "a2": 50.0}
+    assert features_at(later, 30, means) == features_at(h, 30, means)
+
+
+def test_nothing_due_yet_means_no_missed_share_and_no_silence():
+    f = features_at(history(), 5)
+    assert f.missed_share is None
+    assert f.days_since_activity == 0
+    assert f.score_vs_class is None and f.mean_days_late is None
+
+
+def test_without_class_means_scores_are_unknown():
+    f = features_at(history(), 45)
+    assert f.score_vs_class is None and f.lowest_score_vs_class is None
+    assert f.lmi is None  # two marks are too few for momentum
+
+
+def test_banked_work_counts_as_handed_in_but_not_as_activity():
+    h = StudentHistory(
+        assessments=(
+            AssessmentRecord("a1", due_day=10, weight=50, submitted_day=-5, score=70, banked=True),
+            AssessmentRecord("a2", due_day=20, weight=50),
+        )
+    )
+    f = features_at(h, 30)
+    assert f.missed_share == pytest.approx(0.5)
+    assert f.mean_days_late is None
+    assert f.days_since_activity == 30
+
+
+def test_work_due_before_a_late_registration_is_not_missed():
+    h = StudentHistory(
+        assessments=(AssessmentRecord("a1", due_day=10, weight=50),), registration_day=15
+    )
+    assert features_at(h, 30).missed_share is None
+
+
+def test_unweighted_work_is_counted():
+    h = StudentHistory(
+        assessments=(
+            AssessmentRecord("q1", due_day=10, weight=0, submitted_day=9, score=50),
+            AssessmentRecord("q2", due_day=12, weight=0),
+        )
+    )
+    assert features_at(h, 30).missed_share == pytest.approx(0.5)
+
+
+def test_class_means_use_marks_known_by_the_day():
+    a = StudentHistory((AssessmentRecord("a1", 10, 1, submitted_day=10, score=60),))
+    b = StudentHistory((AssessmentRecord("a1", 10, 1, submitted_day=20, score=80),))
+    assert compute_class_means([a, b], 15) == {"a1": 60}
+    assert compute_class_means([a, b], 20) == {"a1": 70}
+
+
+# predict_risk
+
+
+def test_risk_never_falls_as_more_work_is_missed():
+    for base in (TYPICAL, replace(TYPICAL, course_day=120, score_vs_class=-20)):
+        probabilities = [
+            predict_risk(replace(base, missed_share=share / 20)).probability for share in range(21)
+        ]
+        assert probabilities == sorted(probabilities)
+        assert probabilities[-1] > probabilities[0]
+
+
+def test_risk_never_falls_with_longer_silence_or_lateness():
+    for field in ("days_since_activity", "mean_days_late"):
+        probabilities = [
+            predict_risk(replace(TYPICAL, **{field: days})).probability for days in range(0, 200, 5)
+        ]
+        assert probabilities == sorted(probabilities)
+
+
+def test_risk_never_rises_with_better_marks():
+    probabilities = [
+        predict_risk(replace(TYPICAL, score_vs_class=s, lowest_score_vs_class=s)).probability
+        for s in range(-60, 41, 5)
+    ]
+    assert probabilities == sorted(probabilities, reverse=True)
+
+
+def test_shipped_model_keeps_the_monotone_signs():
+    coefs = {name: spec["coef"] for name, spec in shipped_model()["features"].items()}
+    assert coefs["missed_share"] >= 0 and coefs["days_since_activity"] >= 0
+    assert coefs["mean_days_late"] >= 0 and coefs["load"] >= 0
+    assert coefs["score_vs_class"] <= 0 and coefs["lowest_score_vs_class"] <= 0
+    assert coefs["lmi"] <= 0
+
+
+def test_shipped_model_covers_exactly_the_risk_features():
+    assert set(shipped_model()["features"]) == {f.name for f in fields(RiskFeatures)}
+
+
+def test_labels_follow_the_thresholds():
+    model = toy_model()
+    # p = sigmoid(-2 + m): 0.119 at m=0, 0.269 at m=1, 0.731 at m=3.
+    assert predict_risk(replace(TYPICAL, missed_share=0), model=model).label == "safe"
+    assert predict_risk(replace(TYPICAL, missed_share=1), model=model).label == "at_risk"
+    assert predict_risk(replace(TYPICAL, missed_share=3), model=model).label == "high_risk"
+    thresholds = shipped_model()["thresholds"]
+    for share in (0, 0.1, 0.25, 0.5):
+        for day in (30, 120):
+            r = predict_risk(replace(TYPICAL, missed_share=share, course_day=day))
+            if r.probability >= thresholds["high_risk"]:
+                expected = "high_risk"
+            elif r.probability >= thresholds["at_risk"]:
+                expected = "at_risk"
+            else:
+                expected = "safe"
+            assert r.label == expected
+
+
+def test_confidence_is_zero_at_a_threshold_and_grows_away_from_it():
+    model = toy_model()
+    at_threshold = -math.log(1 / 0.2 - 1) + 2  # missed_share giving p = 0.2 exactly
+    confidence = predict_risk(replace(TYPICAL, missed_share=at_threshold), model=model).confidence
+    assert confidence == pytest.approx(0, abs=1e-9)
+    far = predict_risk(replace(TYPICAL, missed_share=10), model=model).confidence
+    assert 0.9 < far <= 1
+
+
+def test_top_factors_add_up_to_the_linear_predictor():
+    model = shipped_model()
+    features = replace(TYPICAL, missed_share=0.4, days_since_activity=40, lmi=-0.6)
+    r = predict_risk(features)
+    logit = math.log(r.probability / (1 - r.probability))
+    assert sum(c for _, c in r.top_factors) == pytest.approx(logit - model["intercept"])
+    sizes = [abs(c) for _, c in r.top_factors]
+    assert sizes == sorted(sizes, reverse=True)
+    assert {name for name, _ in r.top_factors} == set(model["features"])
+
+
+def test_unknown_features_are_imputed():
+    r = predict_risk(RiskFeatures(*[None] * len(fields(RiskFeatures))))
+    assert 0 < r.probability < 1 and r.label in LABELS
+
+
+def test_detect_dropout_uses_momentum_only():
+    assert detect_dropout(0.9, None) in LABELS
+    assert detect_dropout(0.1, 0.5) == detect_dropout(0.9, 0.5)
+    order = {label: i for i, label in enumerate(LABELS)}
+    assert order[detect_dropout(None, -1.0)] >= order[detect_dropout(None, 1.0)]
+
+
+# metrics
+
+
+def test_roc_auc_hand_computed():
+    assert metrics.roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1
+    assert metrics.roc_auc([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == 0
+    assert metrics.roc_auc([0, 1, 0, 1], [0.5] * 4) == 0.5
+    assert metrics.roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
+    assert metrics.roc_auc([0, 1, 0], [0.3, 0.3, 0.1]) == pytest.approx(0.75)  # one tie, one win
+
+
+def test_pr_auc_is_average_precision():
+    assert metrics.pr_auc([0, 1, 1], [0.1, 0.8, 0.9]) == 1
+    assert metrics.pr_auc([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.6]) == pytest.approx(0.5 + 0.5 * 2 / 3)
+    assert metrics.pr_auc([1, 0, 1, 0], [0.5] * 4) == pytest.approx(0.5)
+
+
+def test_brier():
+    assert metrics.brier([0, 1], [0.2, 0.6]) == pytest.approx(0.1)
+    assert metrics.brier([0, 1], [0, 1]) == 0
+
+
+def test_precision_at_fraction():
+    y = [1, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+    p = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]
+    assert metrics.precision_at_fraction(y, p, 0.10) == 1
+    assert metrics.precision_at_fraction(y, p, 0.30) == pytest.approx(2 / 3)
+    # All tied: the expected precision of a random pick, not whichever came first.
+    assert metrics.precision_at_fraction(y, [0.5] * 10, 0.10) == pytest.approx(0.2)
+
+
+def test_metrics_refuse_degenerate_input():
+    with pytest.raises(ValueError):
+        metrics.roc_auc([1, 1], [0.2, 0.3])
+    with pytest.raises(ValueError):
+        metrics.brier([0, 1], [0.5])
