@@ -57,12 +57,14 @@ async def student_attempt(
 
 
 @teacher.get("/dashboard")
-async def teacher_dashboard(session: SessionDep, user: Staff) -> dict[str, Any]:
+async def teacher_dashboard(session: SessionDep, user: Staff, ctx: ContextDep) -> dict[str, Any]:
     alerts = (await session.execute(
         queries.alerts_query(user)
         .order_by(MonitoringEvent.severity.desc(), MonitoringEvent.server_timestamp.desc())
         .limit(20)
     )).all()
+    await audit.record(session, ctx, user.user_id, "view_student_data", "teacher_dashboard",
+                       user.user_id, {"view": "teacher_dashboard"})
     return {
         "exams": await queries.teacher_exam_stats(session, user),
         "alerts": [queries.alert_dict(*row) for row in alerts],
@@ -202,7 +204,7 @@ def _parse_alert_cursor(cursor: str) -> tuple[Severity, datetime, uuid.UUID]:
 
 @teacher.get("/alerts")
 async def alerts(
-    session: SessionDep, user: Staff, paging: Page,
+    session: SessionDep, user: Staff, ctx: ContextDep, paging: Page,
     exam_id: uuid.UUID | None = None, severity: Severity | None = None,
 ) -> dict[str, Any]:
     """Most severe first, then newest first."""
@@ -216,6 +218,8 @@ async def alerts(
         query = query.where(tuple_(*key) < tuple_(*_parse_alert_cursor(paging.cursor)))
     query = query.order_by(*(k.desc() for k in key)).limit(paging.limit + 1)
     rows = (await session.execute(query)).all()
+    await audit.record(session, ctx, user.user_id, "view_student_data", "alerts", None,
+                       {"view": "alerts", "exam_id": str(exam_id) if exam_id else None})
     has_more = len(rows) > paging.limit
     rows = rows[: paging.limit]
     return {
