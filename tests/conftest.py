@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.support import Api, ServerProcess, make_database, drop_database
+from tests.support import Api, ServerProcess, drop_database, make_database
 
 pytest_plugins: list[str] = []
 

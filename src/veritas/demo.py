@@ -117,7 +117,7 @@ def _events(attempt: ExamAttempt, exam: Exam, honest: bool, rng: random.Random) 
     rows = []
     minutes = max(3, (attempt.duration_seconds or 600) // 60)
     plan: list[tuple[str, str, dict[str, Any]]] = []
-    for minute in range(minutes):
+    for _minute in range(minutes):
         plan.append(("heartbeat", "normal", {}))
         plan.append(("typing", "normal", {"question_id": "q1", "keys": rng.randint(20, 90),
                                           "chars_added": rng.randint(15, 80),

@@ -8,7 +8,6 @@ import time
 import uuid
 
 import jwt
-
 from tests.support import PASSWORD, Api, bearer, unique
 
 

@@ -6,7 +6,6 @@ import os
 import time
 
 import pytest
-
 from tests.support import Api, ServerProcess
 
 

@@ -12,10 +12,11 @@ are deliberately not inputs.
 import json
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from veritas.analysis.momentum import calculate_lmi
 

@@ -6,8 +6,8 @@ no metric depends on the input order.
 """
 
 import math
+from collections.abc import Sequence
 from itertools import groupby
-from typing import Sequence
 
 
 def roc_auc(y: Sequence[int], p: Sequence[float]) -> float:

@@ -18,10 +18,10 @@ that SCALE_POINTS of momentum gives about 0.76. The constants were checked on OU
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from statistics import fmean, median
-from typing import Sequence
 
 MIN_SCORES = 3  # with two points a "trend" is one difference, too noisy to label
 EWMA_ALPHA = 0.3  # each score counts (1 - 0.3) times as much as the one after it
