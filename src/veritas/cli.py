@@ -108,6 +108,47 @@ def cmd_demo(args: argparse.Namespace) -> None:
     asyncio.run(build_demo(database_url(), password=args.password, students=args.students))
 
 
+def cmd_import(args: argparse.Namespace) -> None:
+    from veritas.oulad.files import OuladFormatError
+    from veritas.oulad.importer import ImportConflict, import_oulad
+    from veritas.oulad.progress import Progress
+
+    try:
+        summary = asyncio.run(import_oulad(database_url(), args.directory, progress=Progress()))
+    except (OuladFormatError, ImportConflict) as exc:
+        sys.exit(f"error: {exc}")
+    for warning in summary.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(summary.text())
+
+
+def _list_arg(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _cutoffs_arg(text: str) -> list[int]:
+    try:
+        days = [int(part) for part in _list_arg(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError("cutoffs are whole days, e.g. 30,60,90,120") from None
+    if not days:
+        raise argparse.ArgumentTypeError("give at least one cutoff day")
+    return days
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from veritas.oulad.evaluate import run_eval
+    from veritas.oulad.files import OuladFormatError
+    from veritas.oulad.importer import ImportConflict
+
+    try:
+        asyncio.run(run_eval(database_url(), args.directory, cutoffs=args.cutoffs,
+                             train=args.train_presentations, test=args.test_presentations,
+                             model_path=args.model))
+    except (OuladFormatError, ImportConflict, ValueError) as exc:
+        sys.exit(f"error: {exc}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="veritas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +175,27 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--password", help="password for every demo account (default: random)")
     demo.add_argument("--students", type=int, default=40)
     demo.set_defaults(func=cmd_demo)
+
+    importer = sub.add_parser("import", help="load an external dataset (OULAD) into Veritas")
+    importer.add_argument("source", choices=["oulad"])
+    importer.add_argument("directory", type=Path, help="directory holding the OULAD CSVs")
+    importer.set_defaults(func=cmd_import)
+
+    evaluate = sub.add_parser("eval", help="import OULAD, then evaluate the dropout model on it")
+    evaluate.add_argument("model_name", choices=["dropout"], metavar="dropout",
+                          help="the model to evaluate")
+    evaluate.add_argument("directory", type=Path, help="directory holding the OULAD CSVs")
+    evaluate.add_argument("--cutoffs", type=_cutoffs_arg, default=[30, 60, 90, 120],
+                          help="days from the presentation start (default 30,60,90,120)")
+    evaluate.add_argument("--train-presentations", type=_list_arg,
+                          help="presentations the model was fitted on (default: as recorded"
+                               " in the model; reported, not refitted)")
+    evaluate.add_argument("--test-presentations", type=_list_arg,
+                          help="presentations to score (default: those in DIRECTORY the model"
+                               " was not fitted on, else the latest)")
+    evaluate.add_argument("--model", type=Path,
+                          help="a model JSON from scripts/fit_dropout.py (default: the shipped one)")
+    evaluate.set_defaults(func=cmd_eval)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -27,6 +27,7 @@ class User(Base):
     last_login: Mapped[datetime | None]
     last_login_ip: Mapped[str | None] = mapped_column(INET)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default="{}")
+    external_ref: Mapped[str | None]  # the record's id in an imported source (OULAD)
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 

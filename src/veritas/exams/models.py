@@ -30,6 +30,7 @@ class Exam(Base):
     questions: Mapped[list[Any]] = mapped_column(server_default="[]")
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default="{}")
     due_at: Mapped[datetime | None]
+    external_ref: Mapped[str | None]  # the record's id in an imported source (OULAD)
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
@@ -74,3 +75,4 @@ class ExamAttempt(Base):
     duration_seconds: Mapped[int | None]
     submission_data: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default="{}")
+    external_ref: Mapped[str | None]  # the record's id in an imported source (OULAD)

@@ -1,0 +1,320 @@
+"""`veritas eval dropout DIR`: the production dropout model scored on imported OULAD students.
+
+DIR is first imported (idempotently) into the configured database. Every figure is then
+computed from the database rows, not from the CSVs: each student's registration on a
+module-presentation becomes a StudentHistory built from the cohort's exams (due_at), the
+student's completed attempts (completed_at, percentage, banked) and the registration kept in
+the user's metadata. Risk comes from compute_class_means + features_at + predict_risk, the
+functions production uses.
+
+Temporal rules at cutoff day D (days count from the presentation start):
+- the cohort is the students registered by D who have not unregistered by the end of D (a
+  student unregistering on D itself is out: at the end of D they are gone);
+- features, including the class means they compare against, use only work handed in by D;
+- the label is final_result == 'Withdrawn'; demographics only split the AUC into groups.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TextIO
+
+import asyncpg
+
+from veritas.analysis import metrics
+from veritas.analysis.dropout import (
+    AssessmentRecord,
+    RiskFeatures,
+    StudentHistory,
+    compute_class_means,
+    features_at,
+    predict_risk,
+)
+from veritas.config import asyncpg_dsn
+from veritas.oulad.importer import import_oulad
+from veritas.oulad.progress import Progress
+
+GROUP_COLUMNS = ("gender", "age_band", "disability", "imd_band")
+CREDITS_PER_COURSE = 60  # load = studied_credits / 60, as the model was fitted (60 = one module)
+GROUP_AUC_MARGIN = 0.05  # a group this far below the whole is flagged, as the issue asks
+DEFAULT_CUTOFFS = (30, 60, 90, 120)
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """One student on one module-presentation, as read back from the database."""
+
+    student: str  # OULAD id_student
+    module: str
+    presentation: str
+    history: StudentHistory
+    unregistration_day: int | None
+    withdrawn: bool  # the label, never a feature
+    groups: dict[str, str]  # demographic columns, for per-group AUC only
+
+
+@dataclass(frozen=True)
+class Scored:
+    """An enrolment in a cutoff's cohort, with what the model saw and said."""
+
+    enrolment: Enrolment
+    day: int
+    features: RiskFeatures
+    probability: float
+
+
+def in_cohort(enrolment: Enrolment, day: int) -> bool:
+    """Return whether the student is registered at the end of `day`."""
+    if enrolment.unregistration_day is not None and enrolment.unregistration_day <= day:
+        return False
+    registered = enrolment.history.registration_day
+    return registered is None or registered <= day
+
+
+async def load_enrolments(conn: asyncpg.Connection, presentations: Sequence[str]) -> list[Enrolment]:
+    """Return the imported OULAD registrations on these presentations, built from the tables."""
+    exams = await conn.fetch(
+        """
+        SELECT id, metadata->>'cohort' AS cohort, due_at,
+               (metadata->>'weight')::float8 AS weight,
+               (metadata->>'presentation_start')::date AS start
+        FROM exams
+        WHERE external_ref LIKE 'oulad:assessment:%'
+          AND metadata->>'code_presentation' = ANY($1::text[])
+        """,
+        list(presentations),
+    )
+    attempts = await conn.fetch(
+        """
+        SELECT a.exam_id, a.student_id, a.completed_at, a.percentage,
+               COALESCE((a.metadata->>'banked')::boolean, false) AS banked
+        FROM exam_attempts a JOIN exams e ON e.id = a.exam_id
+        WHERE e.external_ref LIKE 'oulad:assessment:%'
+          AND e.metadata->>'code_presentation' = ANY($1::text[])
+          AND a.status = 'completed'
+        ORDER BY a.completed_at NULLS LAST
+        """,
+        list(presentations),
+    )
+    students = await conn.fetch(
+        """
+        SELECT u.id, u.metadata #>> '{oulad,id_student}' AS student, r.key AS cohort,
+               r.value AS registration
+        FROM users u, jsonb_each(u.metadata #> '{oulad,registrations}') AS r
+        WHERE u.external_ref LIKE 'oulad:student:%'
+          AND r.value->>'code_presentation' = ANY($1::text[])
+        ORDER BY r.key, u.id
+        """,
+        list(presentations),
+    )
+    by_cohort: dict[str, list[asyncpg.Record]] = defaultdict(list)
+    for exam in exams:
+        by_cohort[exam["cohort"]].append(exam)
+    # The first completed attempt per exam and student: OULAD has one, the product may have more.
+    handed_in: dict[tuple[uuid.UUID, uuid.UUID], asyncpg.Record] = {}
+    for attempt in attempts:
+        handed_in.setdefault((attempt["exam_id"], attempt["student_id"]), attempt)
+    out = []
+    for row in students:
+        registration = json.loads(row["registration"])
+        records = []
+        for exam in by_cohort.get(row["cohort"], []):
+            attempt = handed_in.get((exam["id"], row["id"]))
+            completed = attempt["completed_at"] if attempt else None
+            records.append(AssessmentRecord(
+                assessment_id=str(exam["id"]),
+                due_day=_day(exam["due_at"], exam["start"]),
+                weight=exam["weight"],
+                # A result without a submission time cannot be placed before any cutoff.
+                submitted_day=_day(completed, exam["start"]),
+                score=attempt["percentage"] if attempt else None,
+                banked=bool(attempt and attempt["banked"]),
+            ))
+        credits = registration.get("studied_credits")
+        history = StudentHistory(
+            assessments=tuple(records),
+            registration_day=registration.get("date_registration"),
+            load=credits / CREDITS_PER_COURSE if credits is not None else None,
+            previous_attempts=registration.get("num_of_prev_attempts") or 0,
+        )
+        demographics = registration.get("demographics") or {}
+        out.append(Enrolment(
+            student=row["student"],
+            module=registration["code_module"],
+            presentation=registration["code_presentation"],
+            history=history,
+            unregistration_day=registration.get("date_unregistration"),
+            withdrawn=registration.get("final_result") == "Withdrawn",
+            groups={c: demographics.get(c) or "unknown" for c in GROUP_COLUMNS},
+        ))
+    return out
+
+
+def score_cohorts(
+    enrolments: Iterable[Enrolment], day: int, model: Mapping[str, Any] | None = None
+) -> list[Scored]:
+    """Return the cohort of `day` scored with the features known by the end of that day."""
+    classes: dict[tuple[str, str], list[Enrolment]] = defaultdict(list)
+    for e in enrolments:
+        classes[(e.module, e.presentation)].append(e)
+    out = []
+    for members in classes.values():
+        # Every classmate's work handed in by the day counts, including those who since left:
+        # the class mean of an assessment is what a teacher saw that day.
+        means = compute_class_means((e.history for e in members), day)
+        for e in members:
+            if in_cohort(e, day):
+                features = features_at(e.history, day, means)
+                risk = predict_risk(features, model=model)
+                out.append(Scored(e, day, features, risk.probability))
+    return out
+
+
+def cutoff_metrics(scored: Sequence[Scored]) -> dict[str, Any]:
+    """Return n, base rate, ROC-AUC, PR-AUC, Brier, precision at 10 % and AUC per group."""
+    y = [int(s.enrolment.withdrawn) for s in scored]
+    p = [s.probability for s in scored]
+    both = 0 < sum(y) < len(y)  # the ranking metrics need a withdrawn and a staying student
+    groups: dict[str, dict[str, float | None]] = {}
+    sizes: dict[str, dict[str, tuple[int, int]]] = {}
+    for column in GROUP_COLUMNS:
+        values = sorted({s.enrolment.groups[column] for s in scored})
+        groups[column], sizes[column] = {}, {}
+        for value in values:
+            idx = [i for i, s in enumerate(scored) if s.enrolment.groups[column] == value]
+            gy, gp = [y[i] for i in idx], [p[i] for i in idx]
+            groups[column][value] = (_round(metrics.roc_auc(gy, gp))
+                                     if 0 < sum(gy) < len(gy) else None)
+            sizes[column][value] = (len(gy), sum(gy))
+    return {
+        "n": len(y),
+        "base_rate": _round(sum(y) / len(y)) if y else None,
+        "roc_auc": _round(metrics.roc_auc(y, p)) if both else None,
+        "pr_auc": _round(metrics.pr_auc(y, p)) if both else None,
+        "brier": _round(metrics.brier(y, p)) if y else None,
+        "precision_at_10": _round(metrics.precision_at_fraction(y, p, 0.10)) if y else None,
+        "group_auc": groups,
+        "_group_sizes": sizes,  # for the printed table; dropped from the JSON line
+        "_mean_p": sum(p) / len(p) if p else None,
+        "_base": sum(y) / len(y) if y else None,  # unrounded, for the base-rate Brier
+    }
+
+
+def evaluate(
+    enrolments: Sequence[Enrolment], cutoffs: Sequence[int], model: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Return cutoff_metrics for each cutoff day, keyed by the day as text."""
+    return {str(day): cutoff_metrics(score_cohorts(enrolments, day, model)) for day in cutoffs}
+
+
+def public(results: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Return the results without the printing helpers: the JSON line's content."""
+    return {day: {k: v for k, v in m.items() if not k.startswith("_")}
+            for day, m in results.items()}
+
+
+def render_table(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """Return the per-cutoff table and the per-group AUC table as text."""
+    lines = ["  day       n   base  ROC-AUC  PR-AUC   Brier  base-Brier  p@10%  mean p"]
+    for day, m in results.items():
+        base = m["_base"]
+        lines.append(
+            f"{day:>5} {m['n']:>7,}  {_f(base, 3)}    {_f(m['roc_auc'], 3)}   {_f(m['pr_auc'], 3)}"
+            f"  {_f(m['brier'], 4)}      {_f(base * (1 - base) if base is not None else None, 4)}"
+            f"  {_f(m['precision_at_10'], 3)}   {_f(m['_mean_p'], 3)}")
+    days = list(results)
+    lines += ["", f"AUC per group ('!' = more than {GROUP_AUC_MARGIN} below the whole;"
+                  " n / withdrawn at the first cutoff)",
+              f"  {'group':<26}" + "".join(f"{'day ' + d:>11}" for d in days) + "   n / withdrawn"]
+    first = results[days[0]] if days else {}
+    for column in GROUP_COLUMNS:
+        values = sorted({v for m in results.values() for v in m["group_auc"].get(column, {})})
+        for value in values:
+            cells = []
+            for d in days:
+                auc = results[d]["group_auc"].get(column, {}).get(value)
+                whole = results[d]["roc_auc"]
+                flag = "!" if auc is not None and whole is not None and \
+                    auc < whole - GROUP_AUC_MARGIN else " "
+                cells.append(f"{_f(auc, 3):>10}{flag}")
+            n, w = first.get("_group_sizes", {}).get(column, {}).get(value, (0, 0))
+            lines.append(f"  {column + '=' + value:<26}" + "".join(cells) + f"   {n:,} / {w:,}")
+    return "\n".join(lines)
+
+
+def load_model(path: Path | None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Return (model to pass to predict_risk, its JSON): None means the shipped model."""
+    if path is None:
+        text = resources.files("veritas.analysis").joinpath("dropout_model.json").read_text()
+        return None, json.loads(text)
+    spec = json.loads(path.read_text())
+    return spec, spec
+
+
+async def run_eval(
+    url: str, directory: Path, *, cutoffs: Sequence[int], train: Sequence[str] | None = None,
+    test: Sequence[str] | None = None, model_path: Path | None = None,
+    out: TextIO | None = None, err: TextIO | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Import directory, score the test presentations at each cutoff, print the results."""
+    out, err = out or sys.stdout, err or sys.stderr
+    summary = await import_oulad(url, directory, progress=Progress(err))
+    print(summary.text(), file=err)
+    for warning in summary.warnings:
+        print(f"warning: {warning}", file=err)
+    model, spec = load_model(model_path)
+    fitted_on = list((spec.get("trained_on") or {}).get("presentations") or [])
+    train = list(train or fitted_on)
+    if fitted_on and set(train) != set(fitted_on):
+        print(f"note: the model was fitted on {','.join(fitted_on)}; this command does not"
+              " refit, so --train-presentations is only reported. To evaluate a model fitted on"
+              " other presentations, write it with scripts/fit_dropout.py"
+              " --train-presentations ... --out FILE and pass --model FILE.", file=err)
+    if not test:
+        test = [p for p in summary.presentations if p not in train]
+        if not test:  # every presentation in DIR was trained on: score the latest, and say so
+            test = summary.presentations[-1:]
+    test = list(test)
+    overlap = sorted(set(test) & set(fitted_on))
+    conn = await asyncpg.connect(asyncpg_dsn(url), server_settings={"timezone": "UTC"})
+    try:
+        enrolments = await load_enrolments(conn, test)
+    finally:
+        await conn.close()
+    if not enrolments:
+        raise ValueError(f"no imported OULAD registrations on {', '.join(test)}")
+    results = evaluate(enrolments, cutoffs, model)
+    source = str(model_path) if model_path else "shipped dropout_model.json"
+    print(f"Dropout risk, {source} (fitted on {','.join(fitted_on) or 'unknown'});"
+          f" train {','.join(train) or '-'} -> test {','.join(test)}"
+          f" ({len(enrolments):,} registrations)", file=out)
+    if overlap:
+        print(f"warning: in-sample — the model was fitted on {','.join(overlap)}; these figures"
+              " are not out-of-sample", file=out)
+    print(render_table(results), file=out)
+    print(json.dumps(public(results), separators=(",", ":")), file=out)
+    return public(results)
+
+
+def _day(moment: datetime | None, start: date) -> int | None:
+    # Imported times are midnights UTC, so this is the OULAD day exactly; a product time of
+    # day counts towards the day it falls on.
+    if moment is None:
+        return None
+    return (moment.astimezone(UTC).date() - start).days
+
+
+def _round(value: float) -> float:
+    return round(value, 4)
+
+
+def _f(value: float | None, digits: int) -> str:
+    return "  n/a" if value is None else f"{value:.{digits}f}"

@@ -1,0 +1,151 @@
+"""`veritas eval dropout` on the fixture: the command's output and the cutoff rules."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from tests.oulad.helpers import FIXTURE
+
+from veritas.config import asyncpg_dsn
+from veritas.oulad.evaluate import Enrolment, load_enrolments, score_cohorts
+
+CUTOFFS = (30, 60, 90, 120)
+METRICS = {"n", "base_rate", "roc_auc", "pr_auc", "brier", "precision_at_10", "group_auc"}
+
+
+def _expected_cohorts(presentation: str = "2013J") -> dict[int, set[str]]:
+    """The cohort rule applied straight to the fixture CSV, independently of the code."""
+    with (FIXTURE / "studentRegistration.csv").open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["code_presentation"] == presentation]
+    out = {}
+    for day in CUTOFFS:
+        out[day] = {
+            r["id_student"] for r in rows
+            if (not r["date_registration"] or int(r["date_registration"]) <= day)
+            and (not r["date_unregistration"] or int(r["date_unregistration"]) > day)
+        }
+    return out
+
+
+async def _enrolments(url: str) -> list[Enrolment]:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        return await load_enrolments(conn, ["2013J"])
+    finally:
+        await conn.close()
+
+
+def test_eval_command_prints_a_table_and_one_json_line(imported: str) -> None:
+    env = {**os.environ, "DATABASE_URL": imported, "BCRYPT_ROUNDS": "4"}
+    result = subprocess.run(
+        [sys.executable, "-m", "veritas.cli", "eval", "dropout", str(FIXTURE),
+         "--cutoffs", "30,60,90,120", "--test-presentations", "2013J"],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert "ROC-AUC" in result.stdout and "gender=F" in result.stdout
+    figures = json.loads(lines[-1])
+    assert list(figures) == ["30", "60", "90", "120"]
+    expected = _expected_cohorts()
+    for day, m in figures.items():
+        assert set(m) == METRICS
+        assert m["n"] == len(expected[int(day)])
+        for name in ("base_rate", "roc_auc", "pr_auc", "brier", "precision_at_10"):
+            assert 0 <= m[name] <= 1
+        assert set(m["group_auc"]) == {"gender", "age_band", "disability", "imd_band"}
+    # The import inside eval is the same idempotent import: nothing new the second time.
+    assert "0 new" in result.stderr
+
+
+def test_the_cohort_is_who_is_still_registered_on_the_day(imported: str) -> None:
+    enrolments = asyncio.run(_enrolments(imported))
+    expected = _expected_cohorts()
+    for day in CUTOFFS:
+        scored = score_cohorts(enrolments, day)
+        cohort = {s.enrolment.student for s in scored}
+        assert cohort == expected[day]
+        for s in scored:
+            gone = s.enrolment.unregistration_day
+            assert gone is None or gone > day
+            assert s.features.course_day == day
+    at = {day: {s.enrolment.student for s in score_cohorts(enrolments, day)} for day in CUTOFFS}
+    # Withdrew before the start, or on day 0: never scored.
+    assert not {"23632", "53360", "54388", "57369", "342678"} & set().union(*at.values())
+    # Unregistered on day 60 itself: scored at 30, gone at 60.
+    assert "305812" in at[30] and "305812" not in at[60]
+    # Registered on day 32: not yet at 30, scored from 60.
+    assert "1170618" not in at[30] and "1170618" in at[60]
+
+
+def _truncated(enrolment: Enrolment, day: int) -> Enrolment:
+    """The enrolment as it stood at the end of `day`: later submissions never happened."""
+    records = tuple(
+        a if a.submitted_day is not None and a.submitted_day <= day
+        else replace(a, submitted_day=None, score=None, banked=False)
+        for a in enrolment.history.assessments)
+    return replace(enrolment, history=replace(enrolment.history, assessments=records))
+
+
+def test_features_never_use_work_after_the_cutoff(imported: str) -> None:
+    enrolments = asyncio.run(_enrolments(imported))
+    for day in CUTOFFS:
+        full = {s.enrolment.student: (s.features, s.probability)
+                for s in score_cohorts(enrolments, day)}
+        cut = {s.enrolment.student: (s.features, s.probability)
+               for s in score_cohorts([_truncated(e, day) for e in enrolments], day)}
+        assert full == cut
+
+
+def test_changing_the_database_after_the_cutoff_changes_nothing(imported: str) -> None:
+    day = 60
+
+    async def scenario() -> tuple[dict, dict, dict, dict]:
+        conn = await asyncpg.connect(asyncpg_dsn(imported))
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            before = await load_enrolments(conn, ["2013J"])
+            first = await conn.fetchval(
+                "SELECT (metadata->>'presentation_start')::date FROM exams"
+                " WHERE external_ref = 'oulad:assessment:14996'")
+            start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+            # Every mark handed in after the day is reversed...
+            changed = await conn.execute(
+                "UPDATE exam_attempts a SET score = 100 - a.score, percentage = 100 - a.percentage"
+                " FROM exams e WHERE e.id = a.exam_id AND e.topic = 'BBB-2013J'"
+                " AND a.completed_at > $1 AND a.score IS NOT NULL", start + timedelta(days=day))
+            assert int(changed.split()[-1]) > 0
+            # ...and a student in the cohort hands in, on day 61, work they had missed.
+            missing = next(
+                (e, a) for e in before if e.unregistration_day is None
+                for a in e.history.assessments
+                if a.due_day is not None and a.due_day <= day and a.submitted_day is None)
+            enrolment, record = missing
+            await conn.execute(
+                "INSERT INTO exam_attempts (exam_id, student_id, status, score, max_score,"
+                " percentage, passed, started_at, expires_at, completed_at)"
+                " SELECT $1::uuid, u.id, 'completed', 95, 100, 95, true, $3, $3, $3"
+                " FROM users u WHERE u.external_ref = $2",
+                record.assessment_id, f"oulad:student:{enrolment.student}",
+                start + timedelta(days=day + 1))
+            after = await load_enrolments(conn, ["2013J"])
+        finally:
+            await tx.rollback()
+            await conn.close()
+
+        def scores(enrolments: list[Enrolment], on: int) -> dict:
+            return {s.enrolment.student: s.features for s in score_cohorts(enrolments, on)}
+
+        return scores(before, day), scores(after, day), scores(before, 200), scores(after, 200)
+
+    at_day_before, at_day_after, later_before, later_after = asyncio.run(scenario())
+    assert at_day_before == at_day_after
+    assert later_before != later_after  # the changes were real: they show once they are known
