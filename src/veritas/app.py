@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from veritas import jobs
 from veritas.admin.routes import router as admin_router
 from veritas.analytics.routes import student as student_views
 from veritas.analytics.routes import teacher as teacher_views
@@ -133,13 +134,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = rt
         await revocations.start()
         await ingestor.start()
-        sweeper = asyncio.create_task(_sweep_abandoned(rt), name="abandon-sweeper")
+        background = [asyncio.create_task(_sweep_abandoned(rt), name="abandon-sweeper")]
+        if settings.embedded_worker:
+            background.append(asyncio.create_task(
+                jobs.run_worker(settings, url, install_signals=False), name="job-worker"))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             await ingestor.stop()
             await revocations.stop()
             await pool.close()

@@ -102,6 +102,31 @@ def cmd_refresh_views(_args: argparse.Namespace) -> None:
     print("materialized views refreshed")
 
 
+def cmd_worker(_args: argparse.Namespace) -> None:
+    from veritas.config import Settings
+    from veritas.jobs import run_worker
+
+    url = database_url()
+    asyncio.run(run_worker(Settings(database_url=url, debug=True), url, install_signals=True))
+
+
+def cmd_recompute(_args: argparse.Namespace) -> None:
+    from veritas.db.tools import recompute
+
+    count = asyncio.run(recompute(database_url()))
+    print(f"recomputed {count} students")
+
+
+def cmd_rescore(args: argparse.Namespace) -> None:
+    from veritas.db.tools import rescore
+
+    try:
+        count = asyncio.run(rescore(database_url(), args.exam))
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
+    print(f"queued {count} attempts for re-analysis")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from veritas.demo import build_demo
 
@@ -170,6 +195,15 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("refresh-views", help="refresh the materialized views").set_defaults(
         func=cmd_refresh_views
     )
+
+    sub.add_parser("worker", help="run background jobs (analyses, view refreshes)").set_defaults(
+        func=cmd_worker
+    )
+    sub.add_parser("recompute", help="rebuild students' denormalized rows from raw tables"
+                   ).set_defaults(func=cmd_recompute)
+    rescore = sub.add_parser("rescore", help="re-analyze an exam's ended attempts")
+    rescore.add_argument("--exam", required=True, help="exam id")
+    rescore.set_defaults(func=cmd_rescore)
 
     demo = sub.add_parser("demo", help="fill an empty database with a believable school")
     demo.add_argument("--password", help="password for every demo account (default: random)")

@@ -42,6 +42,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = 8 * 1024 * 1024
     max_event_payload_bytes: int = 16 * 1024
 
+    # Analysis jobs also run inside the server, so the one-command local run gets analyses;
+    # `veritas worker` processes can take them over (both may run: jobs are locked).
+    embedded_worker: bool = True
+    view_refresh_minutes: int = Field(default=60, ge=1, le=1440)
+    # An OpenAI-compatible summary provider; unset means the built-in summarizer.
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout_seconds: float = 10.0
+
     db_pool_size: int = 10
     db_max_overflow: int = 20
     # Ingestion writer: the queue bound (events) and the most rows in one statement.

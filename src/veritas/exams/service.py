@@ -10,6 +10,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from veritas import jobs
 from veritas.analysis.models import PerformanceMetrics
 from veritas.audit import service as audit
 from veritas.auth.models import StudentProfile, TeacherProfile, User
@@ -151,6 +152,7 @@ async def abandon_if_expired(
         return False
     attempt.status = AttemptStatus.abandoned
     await notify_attempt_ended(session, attempt.id)
+    await jobs.enqueue_analysis(session, attempt.id)
     await session.flush()
     return True
 
@@ -168,6 +170,7 @@ async def abandon_expired(session: AsyncSession, grace_minutes: int) -> int:
     ).all()
     for attempt_id in ids:
         await notify_attempt_ended(session, attempt_id)
+        await jobs.enqueue_analysis(session, attempt_id)
     return len(ids)
 
 
@@ -231,6 +234,7 @@ async def abandon_if_due(session: AsyncSession, attempt_id: uuid.UUID, grace_min
     )
     if ended is not None:
         await notify_attempt_ended(session, ended)
+        await jobs.enqueue_analysis(session, ended)
 
 
 async def _require_open(attempt: ExamAttempt, grace_minutes: int) -> None:
@@ -304,6 +308,7 @@ async def submit(
     await notify_attempt_ended(session, attempt.id)
     await session.flush()
     await record_completion(session, attempt, exam)
+    await jobs.enqueue_analysis(session, attempt.id)
     await audit.record(session, ctx, user.user_id, "submit_attempt", "exam_attempt", attempt.id,
                        {"exam_id": str(exam.id), "score": score})
     return attempt

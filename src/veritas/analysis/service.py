@@ -1,0 +1,314 @@
+"""The analysis of one attempt, and the denormalized student aggregates it keeps true.
+
+`analyze_attempt` reads the attempt's events and drafts, scores integrity against the rest of
+the exam, computes momentum and dropout risk, writes the summary, and in the same transaction
+stores the behavior_analysis row (`save_behavior_analysis`), the attempt's fields, analysis
+alerts, and the student's profile and performance_metrics (`refresh_student`, which is also
+what `veritas recompute` runs for every student).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from statistics import fmean
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from veritas.analysis import dropout, integrity, momentum
+from veritas.analysis.models import BehaviorAnalysis, PerformanceMetrics
+from veritas.analysis.summary import summarize
+from veritas.auth.models import StudentProfile
+from veritas.config import Settings
+from veritas.db.base import AttemptStatus, DropoutRisk, Severity
+from veritas.exams.models import Exam, ExamAttempt
+from veritas.monitoring.models import MonitoringEvent
+
+ANALYSIS_VERSION = "veritas-analysis-1"
+FREE_TEXT = ("short_text", "essay")
+PEER_LIMIT = 200
+STRENGTH_AT, WEAKNESS_BELOW = 70.0, 50.0
+
+
+async def save_behavior_analysis(
+    session: AsyncSession, *, attempt_id: uuid.UUID, student_id: uuid.UUID, **fields: Any
+) -> BehaviorAnalysis:
+    """Store (or replace) the one analysis of an attempt; the seed's integration point.
+
+    `fields` are behavior_analysis columns (integrity_score, lmi_score, dropout_label,
+    llm_summary, ...). A re-run replaces the row; `analysis_version` records what wrote it.
+    """
+    values = {"exam_attempt_id": attempt_id, "student_id": student_id, **fields}
+    stmt = pg_insert(BehaviorAnalysis).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["exam_attempt_id"],
+        set_={k: stmt.excluded[k] for k in values if k != "exam_attempt_id"}
+        | {"updated_at": func.now()},
+    )
+    await session.execute(stmt)
+    row = await session.scalar(
+        select(BehaviorAnalysis).where(BehaviorAnalysis.exam_attempt_id == attempt_id)
+        .execution_options(populate_existing=True)
+    )
+    assert row is not None
+    attempt = await session.get(ExamAttempt, attempt_id)
+    if attempt is not None:
+        attempt.integrity_score = row.integrity_score
+        attempt.lmi = row.lmi_score
+        attempt.dropout_label = row.dropout_label
+        attempt.flagged = row.requires_instructor_attention
+    await session.flush()
+    await refresh_student(session, student_id)
+    return row
+
+
+async def _events(session: AsyncSession, attempt: ExamAttempt) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(MonitoringEvent.event_type, MonitoringEvent.severity, MonitoringEvent.data_payload,
+               MonitoringEvent.is_anomaly, MonitoringEvent.client_timestamp,
+               MonitoringEvent.server_timestamp)
+        .where(MonitoringEvent.exam_attempt_id == attempt.id,
+               MonitoringEvent.attempt_started_at == attempt.started_at)
+        .order_by(MonitoringEvent.server_timestamp)
+    )
+    return [
+        {"event_type": t, "severity": s.value, "data": d, "is_anomaly": a,
+         "client_timestamp": c, "server_timestamp": st}
+        for t, s, d, a, c, st in rows
+    ]
+
+
+def _responses(attempt: ExamAttempt) -> dict[str, Any]:
+    data = attempt.submission_data or {}
+    drafts = data.get("drafts") or []
+    return data.get("responses") or (drafts[-1]["responses"] if drafts else {})
+
+
+async def _risk(session: AsyncSession, student_id: uuid.UUID) -> tuple[Any, Any]:
+    """Momentum and dropout risk of a student from every completed attempt so far.
+
+    The student's course is every published exam with a due date in the subjects they take;
+    day 0 is their first attempt; class means are each exam's mean percentage.
+    """
+    attempts = (await session.execute(
+        select(ExamAttempt.exam_id, ExamAttempt.percentage, ExamAttempt.completed_at,
+               Exam.subject)
+        .join(Exam, Exam.id == ExamAttempt.exam_id)
+        .where(ExamAttempt.student_id == student_id,
+               ExamAttempt.status == AttemptStatus.completed)
+        .order_by(ExamAttempt.completed_at)
+    )).all()
+    lmi = momentum.calculate_lmi([a.percentage for a in attempts if a.percentage is not None])
+    if not attempts:
+        return lmi, None
+    first = attempts[0].completed_at
+    subjects = {a.subject for a in attempts}
+    due_exams = (await session.execute(
+        select(Exam.id, Exam.due_at).where(Exam.subject.in_(subjects), Exam.is_published,
+                                            Exam.due_at.is_not(None))
+    )).all()
+    means = dict((await session.execute(
+        select(ExamAttempt.exam_id, func.avg(ExamAttempt.percentage))
+        .where(ExamAttempt.exam_id.in_({a.exam_id for a in attempts}),
+               ExamAttempt.status == AttemptStatus.completed)
+        .group_by(ExamAttempt.exam_id)
+    )).all())
+
+    def day(when: datetime) -> int:
+        return (when - first).days
+
+    done = {a.exam_id: a for a in attempts}
+    records = [dropout.AssessmentRecord(str(a.exam_id), None, 1.0, day(a.completed_at),
+                                        a.percentage) for a in done.values()]
+    records += [dropout.AssessmentRecord(str(exam_id), day(due_at), 1.0)
+                for exam_id, due_at in due_exams if exam_id not in done]
+    history = dropout.StudentHistory(tuple(records), registration_day=0,
+                                     load=float(len(subjects)))
+    today = max(0, day(datetime.now(UTC)))
+    features = dropout.features_at(history, today, {str(k): float(v) for k, v in means.items()
+                                                    if v is not None})
+    return lmi, dropout.predict_risk(features)
+
+
+async def analyze_attempt(
+    session: AsyncSession, attempt_id: uuid.UUID, settings: Settings
+) -> BehaviorAnalysis | None:
+    """Analyze one ended attempt and store everything derived from it; None if still open."""
+    attempt = await session.get(ExamAttempt, attempt_id, with_for_update=True)
+    if attempt is None or attempt.status is AttemptStatus.in_progress:
+        return None
+    exam = await session.get(Exam, attempt.exam_id)
+    assert exam is not None
+    events = await _events(session, attempt)
+    free_text = {q["id"] for q in attempt.submission_data.get("questions", [])
+                 if q.get("type") in FREE_TEXT}
+    peers = (await session.execute(
+        select(ExamAttempt.submission_data, BehaviorAnalysis.details)
+        .outerjoin(BehaviorAnalysis, BehaviorAnalysis.exam_attempt_id == ExamAttempt.id)
+        .where(ExamAttempt.exam_id == exam.id, ExamAttempt.id != attempt.id,
+               ExamAttempt.status == AttemptStatus.completed)
+        .order_by(ExamAttempt.completed_at.desc()).limit(PEER_LIMIT)
+    )).all()
+    duration = attempt.duration_seconds or (
+        (attempt.expires_at - attempt.started_at).total_seconds())
+    signals = integrity.attempt_signals(
+        events, _responses(attempt), attempt.submission_data.get("drafts") or [], duration,
+        started_at=attempt.started_at, free_text_ids=free_text,
+        peer_responses=[(data or {}).get("responses") or {} for data, _ in peers],
+    )
+    population = [d["signals"] for _, d in peers if d and "signals" in d]
+    policy = integrity.policy_for(exam.metadata_)
+    result = integrity.score_attempt(signals, population, policy)
+    lmi, risk = await _risk(session, attempt.student_id)
+    facts = {"band": result.band, "flags": result.flags, "coverage": result.confidence,
+             "trend": lmi.trend, "risk_label": risk.label if risk else None,
+             "percentage": attempt.percentage}
+    summary = await summarize(facts, settings.llm_base_url, settings.llm_model,
+                              settings.llm_api_key, settings.llm_timeout_seconds)
+    anomalies = sum(1 for e in events if e["is_anomaly"])
+    critical = sum(1 for e in events if e["severity"] == Severity.critical.value)
+    scored = exam.enable_integrity_analysis  # momentum and risk are computed either way
+    attention = (scored and result.band == "high") or (
+        risk is not None and risk.label == "high_risk")
+    signals_json = {k: v for k, v in signals.items() if k != "gaps"}
+    row = await save_behavior_analysis(
+        session, attempt_id=attempt.id, student_id=attempt.student_id,
+        total_monitoring_events=len(events), anomaly_count=anomalies, critical_events=critical,
+        integrity_score=result.score if scored else None,
+        originality_indicators={k: signals.get(k) for k in
+                                ("paste_ratio", "typing_shortfall", "paste_jumps",
+                                 "peer_similarity")},
+        lmi_score=lmi.lmi, improvement_trend=lmi.trend,
+        dropout_label=DropoutRisk(risk.label) if risk else None,
+        dropout_confidence=risk.confidence if risk else None,
+        llm_summary=summary.text, llm_recommendations=summary.recommendations,
+        llm_model_version=summary.model_version,
+        requires_instructor_attention=attention,
+        requires_recap=lmi.trend == "declining" or (attempt.passed is False),
+        analysis_version=f"{ANALYSIS_VERSION}+{policy.version}",
+        details={"integrity": result.as_dict() if scored else None, "signals": signals_json,
+                 "risk": {"probability": risk.probability,
+                          "top_factors": [list(f) for f in risk.top_factors]} if risk else None,
+                 "momentum": {"level_gap": lmi.level_gap, "slope": lmi.slope}},
+        completed_at=attempt.completed_at,
+    )
+    await _record_alerts(session, attempt, result if scored else None, risk)
+    return row
+
+
+async def _record_alerts(session: AsyncSession, attempt: ExamAttempt,
+                         result: integrity.IntegrityResult | None, risk: Any) -> None:
+    """Replace this attempt's analysis alerts: low integrity, high risk, telemetry gaps."""
+    await session.execute(text("DELETE FROM analysis_alerts WHERE exam_attempt_id = :a"),
+                          {"a": attempt.id})
+    alerts = []
+    if result is not None and result.band in ("medium", "high"):
+        alerts.append(("low_integrity", "critical" if result.band == "high" else "warning",
+                       f"integrity {result.score:.2f} ({result.band} review priority): "
+                       + (", ".join(result.flags) or "several small signals")))
+    if risk is not None and risk.label == "high_risk":
+        alerts.append(("high_dropout_risk", "warning",
+                       f"dropout risk {risk.probability:.0%} (high)"))
+    if result is not None and result.gaps:
+        alerts.append(("telemetry_gap", "normal",
+                       f"{len(result.gaps)} monitoring gap(s); coverage {result.confidence:.0%}"))
+    for kind, severity, description in alerts:
+        await session.execute(
+            text("INSERT INTO analysis_alerts (exam_attempt_id, exam_id, student_id, kind,"
+                 " severity, description) VALUES (:a, :e, :s, :k, CAST(:sev AS event_severity),"
+                 " :d)"),
+            {"a": attempt.id, "e": attempt.exam_id, "s": attempt.student_id, "k": kind,
+             "sev": severity, "d": description},
+        )
+
+
+def _trend(values: list[float]) -> str | None:
+    """'improving' / 'steady' / 'declining' comparing the last three with what came before."""
+    if len(values) < 4:
+        return None
+    recent, before = fmean(values[-3:]), fmean(values[:-3])
+    if recent > before + 0.05:
+        return "improving"
+    if recent < before - 0.05:
+        return "declining"
+    return "steady"
+
+
+async def student_aggregates(session: AsyncSession, student_id: uuid.UUID) -> dict[str, Any]:
+    """Every denormalized field of a student, computed from the raw tables."""
+    rows = (await session.execute(
+        select(ExamAttempt.percentage, ExamAttempt.passed, ExamAttempt.completed_at,
+               ExamAttempt.flagged, Exam.subject, Exam.topic, BehaviorAnalysis.integrity_score,
+               BehaviorAnalysis.lmi_score, BehaviorAnalysis.improvement_trend,
+               BehaviorAnalysis.dropout_label)
+        .join(Exam, Exam.id == ExamAttempt.exam_id)
+        .outerjoin(BehaviorAnalysis, BehaviorAnalysis.exam_attempt_id == ExamAttempt.id)
+        .where(ExamAttempt.student_id == student_id,
+               ExamAttempt.status == AttemptStatus.completed)
+        .order_by(ExamAttempt.completed_at, ExamAttempt.id)
+    )).all()
+    subjects: dict[str, list[float]] = defaultdict(list)
+    topics: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        pct = r.percentage or 0.0
+        subjects[r.subject].append(pct)
+        topics[f"{r.subject}: {r.topic}" if r.topic else r.subject].append(pct)
+    integrity_scores = [r.integrity_score for r in rows if r.integrity_score is not None]
+    lmis = [r.lmi_score for r in rows if r.lmi_score is not None]
+    analyzed = [r for r in rows if r.dropout_label is not None or r.improvement_trend]
+    latest = analyzed[-1] if analyzed else None
+    risk = latest.dropout_label if latest else None
+    flagged = any(r.flagged for r in rows)
+    topic_means = {k: fmean(v) for k, v in topics.items()}
+    return {
+        "profile": {
+            "total_exams_attempted": len(rows),
+            "total_exams_passed": sum(1 for r in rows if r.passed),
+            "cumulative_integrity_score": fmean(integrity_scores) if integrity_scores else None,
+            "cumulative_lmi": lmis[-1] if lmis else None,
+            "current_dropout_risk": risk,
+            "flagged_for_review": flagged,
+        },
+        "metrics": {
+            "total_attempts": len(rows),
+            "total_passed": sum(1 for r in rows if r.passed),
+            "avg_score": fmean([r.percentage or 0.0 for r in rows]) if rows else None,
+            "subject_scores": {s: {"avg": round(fmean(v), 4), "attempts": len(v)}
+                               for s, v in subjects.items()},
+            "strengths": sorted(k for k, v in topic_means.items() if v >= STRENGTH_AT),
+            "weaknesses": sorted(k for k, v in topic_means.items() if v < WEAKNESS_BELOW),
+            "avg_integrity_score": fmean(integrity_scores) if integrity_scores else None,
+            "integrity_trend": _trend(integrity_scores),
+            "avg_lmi": fmean(lmis) if lmis else None,
+            "lmi_trend": latest.improvement_trend if latest else None,
+            "current_risk_label": risk,
+            "flagged_for_intervention": flagged or risk is DropoutRisk.high_risk,
+            "last_attempt_date": rows[-1].completed_at if rows else None,
+        },
+    }
+
+
+async def refresh_student(session: AsyncSession, student_id: uuid.UUID) -> None:
+    """Rewrite the student's profile and performance_metrics from the raw tables."""
+    values = await student_aggregates(session, student_id)
+    await session.execute(update(StudentProfile).where(StudentProfile.user_id == student_id)
+                          .values(**values["profile"], updated_at=func.now()))
+    stmt = pg_insert(PerformanceMetrics).values(student_id=student_id, **values["metrics"])
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=["student_id"],
+        set_={k: stmt.excluded[k] for k in values["metrics"]} | {"last_updated": func.now()},
+    ))
+
+
+async def recompute_all(session: AsyncSession) -> int:
+    """Rebuild every student's denormalized rows; returns how many students."""
+    ids = (await session.scalars(select(StudentProfile.user_id))).all()
+    for student_id in ids:
+        await refresh_student(session, student_id)
+    return len(ids)
+
+
