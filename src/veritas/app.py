@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from veritas import jobs
 from veritas.admin.routes import router as admin_router
+from veritas.analysis.routes import router as analysis_router
 from veritas.analytics.routes import student as student_views
 from veritas.analytics.routes import teacher as teacher_views
 from veritas.auth.revocation import RevocationCache
@@ -200,6 +201,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # SQLSTATE class 22 is "data exception": a value from the client that PostgreSQL
         # cannot store (a NUL character, a number out of range). That is the client's 422.
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        if sqlstate.startswith("40"):  # deadlock or serialization failure: safe to retry
+            return JSONResponse({"detail": "conflicting concurrent update; retry"}, 503,
+                                headers={"Retry-After": "1"})
         if sqlstate.startswith("22"):
             return JSONResponse({"detail": "a value cannot be stored (invalid characters or "
                                            "out of range)"}, 422)
@@ -207,7 +211,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": "internal error"}, 500)
 
     for router in (auth_router, student_exams, student_views, teacher_exams, teacher_views,
-                   admin_router, monitor_router):
+                   admin_router, monitor_router, analysis_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])

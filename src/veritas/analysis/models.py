@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Enum, ForeignKey, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from veritas.db.base import Base, DropoutRisk, created_at, uuid_pk
+from veritas.db.base import Base, DropoutRisk, Severity, created_at, uuid_pk
 
 
 class BehaviorAnalysis(Base):
@@ -62,3 +62,37 @@ class PerformanceMetrics(Base):
     flagged_for_intervention: Mapped[bool] = mapped_column(server_default="false")
     last_updated: Mapped[datetime] = mapped_column(server_default=func.now())
     last_attempt_date: Mapped[datetime | None]
+
+
+class AnalysisAlert(Base):
+    """An alert raised by an analysis: low integrity, high dropout risk, telemetry gaps."""
+
+    __tablename__ = "analysis_alerts"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    exam_attempt_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("exam_attempts.id"))
+    exam_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("exams.id"))
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str]
+    severity: Mapped[Severity] = mapped_column(
+        Enum(Severity, name="event_severity", create_type=False)
+    )
+    description: Mapped[str]
+    created_at: Mapped[datetime] = created_at()
+
+
+class ReviewDecision(Base):
+    """A reviewer's decision on an attempt or one of its alerts; never edited, only superseded."""
+
+    __tablename__ = "review_decisions"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    exam_attempt_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("exam_attempts.id"))
+    alert_id: Mapped[uuid.UUID | None]
+    reviewer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    decision: Mapped[str] = mapped_column(
+        Enum("acknowledged", "confirmed", "dismissed", name="review_decision",
+             create_type=False)
+    )
+    note: Mapped[str | None]
+    created_at: Mapped[datetime] = created_at()

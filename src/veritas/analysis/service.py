@@ -42,6 +42,9 @@ async def save_behavior_analysis(
     `fields` are behavior_analysis columns (integrity_score, lmi_score, dropout_label,
     llm_summary, ...). A re-run replaces the row; `analysis_version` records what wrote it.
     """
+    # Lock the attempt first, as analyze_attempt does, so concurrent writers of the same
+    # attempt's analysis queue up instead of deadlocking.
+    attempt = await session.get(ExamAttempt, attempt_id, with_for_update=True)
     values = {"exam_attempt_id": attempt_id, "student_id": student_id, **fields}
     stmt = pg_insert(BehaviorAnalysis).values(**values)
     stmt = stmt.on_conflict_do_update(
@@ -55,7 +58,6 @@ async def save_behavior_analysis(
         .execution_options(populate_existing=True)
     )
     assert row is not None
-    attempt = await session.get(ExamAttempt, attempt_id)
     if attempt is not None:
         attempt.integrity_score = row.integrity_score
         attempt.lmi = row.lmi_score

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy import Select, and_, case, func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from veritas.analysis.models import BehaviorAnalysis, PerformanceMetrics
+from veritas.analysis.models import AnalysisAlert, BehaviorAnalysis, PerformanceMetrics
 from veritas.auth.models import StudentProfile, User
 from veritas.auth.permissions import ExamRight, restrict
 from veritas.auth.tokens import Claims
@@ -233,24 +233,40 @@ async def flagged_students(session: AsyncSession, user: Claims, limit: int = 50)
 
 
 def alerts_query(user: Claims) -> Select:
-    """Anomalous events of attempts at exams the caller may analyze."""
-    query = (
-        select(MonitoringEvent, ExamAttempt.exam_id, Exam.title)
+    """Alerts at exams the caller may analyze: anomalous events (as they arrive) and alerts
+    raised by analyses, as one selectable with the same columns."""
+    events = (
+        select(MonitoringEvent.id.label("id"), literal("monitoring_anomaly").label("kind"),
+               MonitoringEvent.severity.label("severity"),
+               MonitoringEvent.exam_attempt_id.label("attempt_id"),
+               ExamAttempt.exam_id.label("exam_id"), MonitoringEvent.student_id.label("student_id"),
+               MonitoringEvent.event_type.label("event_type"),
+               MonitoringEvent.anomaly_score.label("anomaly_score"),
+               MonitoringEvent.description.label("description"),
+               MonitoringEvent.server_timestamp.label("created_at"))
         .join(ExamAttempt, and_(ExamAttempt.id == MonitoringEvent.exam_attempt_id,
                                 ExamAttempt.started_at == MonitoringEvent.attempt_started_at))
-        .join(Exam, Exam.id == ExamAttempt.exam_id)
         .where(MonitoringEvent.is_anomaly)
     )
-    return restrict(query, ExamAttempt.exam_id, user, ExamRight.analytics)
+    raised = select(
+        AnalysisAlert.id, AnalysisAlert.kind, AnalysisAlert.severity,
+        AnalysisAlert.exam_attempt_id, AnalysisAlert.exam_id, AnalysisAlert.student_id,
+        null().label("event_type"), null().label("anomaly_score"), AnalysisAlert.description,
+        AnalysisAlert.created_at,
+    )
+    events = restrict(events, ExamAttempt.exam_id, user, ExamRight.analytics)
+    raised = restrict(raised, AnalysisAlert.exam_id, user, ExamRight.analytics)
+    alerts = union_all(events, raised).subquery("alerts")
+    return select(alerts, Exam.title.label("exam_title")).join(Exam, Exam.id == alerts.c.exam_id)
 
 
-def alert_dict(event: MonitoringEvent, exam_id: uuid.UUID, title: str) -> dict[str, Any]:
+def alert_dict(row: Any) -> dict[str, Any]:
     return {
-        "id": event.id, "kind": "monitoring_anomaly", "severity": event.severity.value,
-        "attempt_id": event.exam_attempt_id, "exam_id": exam_id, "exam_title": title,
-        "student_id": event.student_id, "event_type": event.event_type,
-        "anomaly_score": event.anomaly_score, "description": event.description,
-        "created_at": event.server_timestamp,
+        "id": row.id, "kind": row.kind, "severity": _value(row.severity),
+        "attempt_id": row.attempt_id, "exam_id": row.exam_id, "exam_title": row.exam_title,
+        "student_id": row.student_id, "event_type": row.event_type,
+        "anomaly_score": row.anomaly_score, "description": row.description,
+        "created_at": row.created_at,
     }
 
 

@@ -58,16 +58,16 @@ async def student_attempt(
 
 @teacher.get("/dashboard")
 async def teacher_dashboard(session: SessionDep, user: Staff, ctx: ContextDep) -> dict[str, Any]:
+    query = queries.alerts_query(user)
     alerts = (await session.execute(
-        queries.alerts_query(user)
-        .order_by(MonitoringEvent.severity.desc(), MonitoringEvent.server_timestamp.desc())
-        .limit(20)
+        query.order_by(query.selected_columns.severity.desc(),
+                       query.selected_columns.created_at.desc()).limit(20)
     )).all()
     await audit.record(session, ctx, user.user_id, "view_student_data", "teacher_dashboard",
                        user.user_id, {"view": "teacher_dashboard"})
     return {
         "exams": await queries.teacher_exam_stats(session, user),
-        "alerts": [queries.alert_dict(*row) for row in alerts],
+        "alerts": [queries.alert_dict(row) for row in alerts],
         "flagged_students": await queries.flagged_students(session, user),
     }
 
@@ -185,19 +185,16 @@ async def attempt_monitoring(
     return result
 
 
-SEVERITY_RANK = {"normal": 0, "warning": 1, "critical": 2}
-
-
-def _alert_cursor(event: MonitoringEvent) -> str:
-    raw = orjson.dumps([event.severity.value, event.server_timestamp.isoformat(), str(event.id)])
+def _alert_cursor(row: Any) -> str:
+    raw = orjson.dumps([row.severity.value, row.created_at.isoformat(), str(row.id)])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def _parse_alert_cursor(cursor: str) -> tuple[Severity, datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        severity, when, event_id = orjson.loads(raw)
-        return Severity(severity), datetime.fromisoformat(when), uuid.UUID(event_id)
+        severity, when, alert_id = orjson.loads(raw)
+        return Severity(severity), datetime.fromisoformat(when), uuid.UUID(alert_id)
     except (ValueError, TypeError, orjson.JSONDecodeError):
         raise Invalid("invalid cursor") from None
 
@@ -206,14 +203,18 @@ def _parse_alert_cursor(cursor: str) -> tuple[Severity, datetime, uuid.UUID]:
 async def alerts(
     session: SessionDep, user: Staff, ctx: ContextDep, paging: Page,
     exam_id: uuid.UUID | None = None, severity: Severity | None = None,
+    kind: Annotated[str | None, Query(max_length=50)] = None,
 ) -> dict[str, Any]:
     """Most severe first, then newest first."""
     query = queries.alerts_query(user)
+    c = query.selected_columns
     if exam_id is not None:
-        query = query.where(ExamAttempt.exam_id == exam_id)
+        query = query.where(c.exam_id == exam_id)
     if severity is not None:
-        query = query.where(MonitoringEvent.severity == severity)
-    key = (MonitoringEvent.severity, MonitoringEvent.server_timestamp, MonitoringEvent.id)
+        query = query.where(c.severity == severity)
+    if kind is not None:
+        query = query.where(c.kind == kind)
+    key = (c.severity, c.created_at, c.id)
     if paging.cursor:
         query = query.where(tuple_(*key) < tuple_(*_parse_alert_cursor(paging.cursor)))
     query = query.order_by(*(k.desc() for k in key)).limit(paging.limit + 1)
@@ -223,6 +224,6 @@ async def alerts(
     has_more = len(rows) > paging.limit
     rows = rows[: paging.limit]
     return {
-        "items": [queries.alert_dict(*row) for row in rows],
-        "next_cursor": _alert_cursor(rows[-1][0]) if has_more and rows else None,
+        "items": [queries.alert_dict(row) for row in rows],
+        "next_cursor": _alert_cursor(rows[-1]) if has_more and rows else None,
     }

@@ -1,0 +1,161 @@
+"""The analysis pipeline end to end: jobs, behavior analyses, denormalized rows, recompute."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.support import Api, ServerProcess
+
+
+def _wait_for_analysis(api: Api, teacher: dict, attempt_id: str, seconds: float = 20) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        body = api.get(f"/api/teacher/attempts/{attempt_id}", headers=teacher["headers"]).json()
+        if body["behavior_analysis"]:
+            return body
+        time.sleep(0.2)
+    raise AssertionError("no analysis within the time limit")
+
+
+def _paste_heavy(api: Api, student: dict, exam: dict) -> str:
+    attempt = api.start(student, exam)
+    api.post("/api/monitor/events/batch", headers=student["headers"], json={
+        "attempt_id": attempt["attempt_id"],
+        "events": [{"event_type": "heartbeat"},
+                   {"event_type": "paste", "data": {"chars": 900, "question_id": "e1"}}]})
+    api.submit(student, attempt["attempt_id"], {"e1": "pasted " * 150})
+    return attempt["attempt_id"]
+
+
+ESSAY_EXAM = {"questions": [{"id": "e1", "type": "essay", "prompt": "Explain.", "points": 5}],
+              "max_score": 5, "passing_score": 3}
+
+
+def test_submit_gets_an_analysis_from_the_server_worker(api: Api) -> None:
+    teacher, student = api.user("teacher"), api.user()
+    exam = api.exam(teacher, **ESSAY_EXAM)
+    attempt_id = _paste_heavy(api, student, exam)
+    detail = _wait_for_analysis(api, teacher, attempt_id)
+    analysis = detail["behavior_analysis"]
+    for column in ("total_monitoring_events", "anomaly_count", "critical_events",
+                   "integrity_score", "originality_indicators", "improvement_trend",
+                   "llm_summary", "llm_recommendations", "llm_model_version",
+                   "requires_instructor_attention", "requires_recap", "analysis_version"):
+        assert analysis[column] is not None, column
+    assert analysis["total_monitoring_events"] == 2 and analysis["anomaly_count"] == 1
+    contributions = analysis["details"]["integrity"]["contributions"]
+    total = sum(c["contribution"] for c in contributions.values())
+    assert abs(total - (1 - analysis["integrity_score"])) < 1e-9
+    assert max(contributions, key=lambda k: contributions[k]["contribution"]) == "paste_ratio"
+    mine = api.get(f"/api/student/attempts/{attempt_id}", headers=student["headers"]).json()
+    assert mine["feedback"]["summary"] == analysis["llm_summary"]
+    assert "contributions" not in str(mine) and "details" not in mine
+    alerts = api.get("/api/teacher/alerts", headers=teacher["headers"],
+                     params={"exam_id": exam["id"], "limit": 500}).json()["items"]
+    assert any(a["kind"] == "low_integrity" for a in alerts)
+
+
+def test_jobs_wait_for_a_worker_and_survive_restarts(api: Api, server_env: dict[str, str]) -> None:
+    env = server_env | {"EMBEDDED_WORKER": "false"}
+    teacher = api.user("teacher")
+    exam = api.exam(teacher, **ESSAY_EXAM)
+    with ServerProcess(env) as quiet, Api(quiet.base_url) as client:
+        client.admin = api.admin
+        student = client.user()
+        attempt = client.start(student, exam)
+        assert client.submit(student, attempt["attempt_id"], {"e1": "my answer"}).status_code == 200
+    # The server that took the submit is gone; the job is still in PostgreSQL. Start a worker.
+    worker = subprocess.Popen([sys.executable, "-m", "veritas.cli", "worker"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_for_analysis(api, teacher, attempt["attempt_id"])["behavior_analysis"]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def _snapshot(db, student_ids: list[str]) -> list[tuple]:
+    return db.execute(
+        "SELECT p.user_id, p.total_exams_attempted, p.total_exams_passed,"
+        " round(p.cumulative_integrity_score::numeric, 9), round(p.cumulative_lmi::numeric, 9),"
+        " p.current_dropout_risk, p.flagged_for_review, m.total_attempts, m.total_passed,"
+        " round(m.avg_score::numeric, 6), m.subject_scores, m.strengths, m.weaknesses,"
+        " round(m.avg_integrity_score::numeric, 9), m.integrity_trend, m.lmi_trend,"
+        " m.current_risk_label, m.flagged_for_intervention, m.last_attempt_date"
+        " FROM student_profiles p JOIN performance_metrics m ON m.student_id = p.user_id"
+        " WHERE p.user_id = ANY(%s::uuid[]) ORDER BY p.user_id", (student_ids,)).fetchall()
+
+
+def test_incremental_updates_equal_a_recompute(api: Api, db, server_env: dict[str, str]) -> None:
+    rng = random.Random(7)
+    teacher = api.user("teacher")
+    exams = [api.exam(teacher, subject=subject, topic=topic)
+             for subject, topic in (("Mathematics", "Algebra"), ("Physics", "Optics"),
+                                    ("History", "Rome"))]
+    students = [api.user() for _ in range(3)]
+    attempts = []
+    for _ in range(10):
+        student, exam = rng.choice(students), rng.choice(exams)
+        attempt = api.start(student, exam)
+        answers = {"q1": rng.choice(["3", "4"]), "q2": rng.choice([["2", "3"], ["4"]]),
+                   "q3": rng.choice(["Paris", "Rome"])}
+        api.submit(student, attempt["attempt_id"], answers)
+        attempts.append(attempt["attempt_id"])
+    for attempt_id in attempts:
+        _wait_for_analysis(api, teacher, attempt_id)
+    ids = [s["id"] for s in students]
+    before = _snapshot(db, ids)
+    result = subprocess.run([sys.executable, "-m", "veritas.cli", "recompute"], env=server_env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert _snapshot(db, ids) == before
+    assert sum(row[1] for row in before) == 10
+
+
+def test_rescore_requeues_an_exams_attempts(api: Api, server_env: dict[str, str]) -> None:
+    teacher, student = api.user("teacher"), api.user()
+    exam = api.exam(teacher, **ESSAY_EXAM)
+    attempt_id = _paste_heavy(api, student, exam)
+    first = _wait_for_analysis(api, teacher, attempt_id)["behavior_analysis"]
+    relaxed = api.patch(f"/api/teacher/exams/{exam['id']}", headers=teacher["headers"],
+                        json={"metadata": {"integrity_policy": "relaxed"}})
+    assert relaxed.status_code == 200
+    result = subprocess.run([sys.executable, "-m", "veritas.cli", "rescore", "--exam",
+                             exam["id"]], env=server_env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "queued 1" in result.stdout
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        again = api.get(f"/api/teacher/attempts/{attempt_id}",
+                        headers=teacher["headers"]).json()["behavior_analysis"]
+        if again["analysis_version"] != first["analysis_version"]:
+            break
+        time.sleep(0.2)
+    assert again["analysis_version"].endswith("relaxed-1")
+    assert again["integrity_score"] >= first["integrity_score"]
+    bad = subprocess.run([sys.executable, "-m", "veritas.cli", "rescore", "--exam", "nope"],
+                         env=server_env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0
+
+
+@pytest.mark.parametrize("who", ["student", "teacher"])
+def test_external_analysis_needs_an_admin(api: Api, admin: dict, who: str) -> None:
+    teacher, student = api.user("teacher"), api.user()
+    exam = api.exam(teacher)
+    attempt = api.start(student, exam)
+    api.submit(student, attempt["attempt_id"], {"q1": "4"})
+    body = {"integrity_score": 0.9, "lmi_score": 0.1, "dropout_label": "safe",
+            "llm_summary": "Scored by the district model.", "model_version": "district-7"}
+    url = f"/api/analysis/attempts/{attempt['attempt_id']}"
+    caller = student if who == "student" else teacher
+    assert api.put(url, json=body, headers=caller["headers"]).status_code == 403
+    stored = api.put(url, json=body, headers=admin["headers"])
+    assert stored.status_code == 200
+    assert stored.json()["analysis_version"] == "external:district-7"
+    assert api.put(url, json=body | {"integrity_score": 1.5},
+                   headers=admin["headers"]).status_code == 422
