@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from veritas import jobs
 from veritas.admin.routes import router as admin_router
+from veritas.analysis.routes import reviews as review_router
 from veritas.analysis.routes import router as analysis_router
 from veritas.analytics.routes import student as student_views
 from veritas.analytics.routes import teacher as teacher_views
@@ -211,7 +212,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": "internal error"}, 500)
 
     for router in (auth_router, student_exams, student_views, teacher_exams, teacher_views,
-                   admin_router, monitor_router, analysis_router):
+                   admin_router, monitor_router, analysis_router, review_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])

@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-
 from tests.support import Api, ServerProcess
 
 
@@ -159,3 +158,39 @@ def test_external_analysis_needs_an_admin(api: Api, admin: dict, who: str) -> No
     assert stored.json()["analysis_version"] == "external:district-7"
     assert api.put(url, json=body | {"integrity_score": 1.5},
                    headers=admin["headers"]).status_code == 422
+
+
+def test_review_workflow_second_reviewer_audit_and_student_view(api: Api, db) -> None:
+    owner, colleague, stranger = api.user("teacher"), api.user("teacher"), api.user("teacher")
+    student = api.user()
+    exam = api.exam(owner, metadata={"review": {"require_second_reviewer": True}})
+    api.grant(owner, exam, colleague, can_view_analytics=True)
+    attempt = api.start(student, exam)
+    api.submit(student, attempt["attempt_id"], {"q1": "4"})
+    url = f"/api/teacher/attempts/{attempt['attempt_id']}/reviews"
+    secret_note = "Compared with the seating plan"
+    first = api.post(url, headers=owner["headers"],
+                     json={"decision": "confirmed", "note": secret_note})
+    assert first.status_code == 201 and first.json()["outcome"] == "pending_second_review"
+    again = api.post(url, headers=owner["headers"], json={"decision": "confirmed"})
+    assert again.json()["outcome"] == "pending_second_review"  # the same reviewer twice
+    second = api.post(url, headers=colleague["headers"], json={"decision": "confirmed"})
+    assert second.json()["outcome"] == "confirmed"
+    assert api.post(url, headers=stranger["headers"],
+                    json={"decision": "dismissed"}).status_code == 403
+    assert api.post(url, headers=owner["headers"],
+                    json={"decision": "maybe"}).status_code == 422
+    listed = api.get(url, headers=owner["headers"]).json()
+    assert [d["decision"] for d in listed["items"]] == ["confirmed"] * 3
+    mine = api.get(f"/api/student/attempts/{attempt['attempt_id']}",
+                   headers=student["headers"]).json()
+    assert mine["review"] == {"status": "confirmed"}
+    assert secret_note not in str(mine) and owner["id"] not in str(mine)
+    dismissed = api.post(url, headers=colleague["headers"], json={"decision": "dismissed"})
+    assert dismissed.json()["outcome"] == "cleared"
+    rows = db.execute("SELECT count(*) FROM review_decisions WHERE exam_attempt_id = %s",
+                      (attempt["attempt_id"],)).fetchone()[0]
+    assert rows == 4  # superseded, never edited
+    audited = db.execute("SELECT count(*) FROM audit_logs WHERE action = 'review_decision'"
+                         " AND resource_id = %s", (attempt["attempt_id"],)).fetchone()[0]
+    assert audited == 4

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,11 +12,14 @@ from veritas.analysis import service as analysis
 from veritas.analytics.queries import analysis_dict
 from veritas.audit import service as audit
 from veritas.db.base import AttemptStatus, DropoutRisk
-from veritas.deps import Admin, ContextDep, SessionDep
+from veritas.analysis import review
+from veritas.auth.permissions import ExamRight, require_exam
+from veritas.deps import Admin, ContextDep, SessionDep, Staff
 from veritas.errors import Conflict, NotFound
 from veritas.exams.models import ExamAttempt
 
 router = APIRouter(prefix="/api/analysis", tags=["analysis"])
+reviews = APIRouter(prefix="/api/teacher", tags=["teacher"])
 
 Unit = Annotated[float, Field(ge=0, le=1)]
 
@@ -59,3 +62,47 @@ async def store_external_analysis(
     await audit.record(session, ctx, admin.user_id, "store_external_analysis", "exam_attempt",
                        attempt.id, {"model_version": body.model_version})
     return analysis_dict(row) or {}
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["acknowledged", "confirmed", "dismissed"]
+    note: Annotated[str, Field(max_length=5_000)] | None = None
+    alert_id: uuid.UUID | None = None
+
+
+async def _reviewable(session: SessionDep, user: Staff, attempt_id: uuid.UUID):
+    attempt = await session.get(ExamAttempt, attempt_id)
+    if attempt is None:
+        raise NotFound("attempt not found")
+    exam = await require_exam(session, user, attempt.exam_id, ExamRight.analytics)
+    return attempt, exam
+
+
+@reviews.post("/attempts/{attempt_id}/reviews", status_code=201)
+async def add_review(
+    attempt_id: uuid.UUID, body: ReviewIn, session: SessionDep, user: Staff, ctx: ContextDep,
+) -> dict[str, Any]:
+    """Record a decision; it supersedes earlier ones and is never edited."""
+    attempt, exam = await _reviewable(session, user, attempt_id)
+    row = await review.decide(session, attempt.id, user.user_id, body.decision, body.note,
+                              body.alert_id)
+    await audit.record(session, ctx, user.user_id, "review_decision", "exam_attempt",
+                       attempt.id, {"decision": body.decision,
+                                    "alert_id": str(body.alert_id) if body.alert_id else None})
+    decisions = await review.decisions_of(session, attempt.id)
+    return review.decision_dict(row) | {
+        "outcome": review.outcome(decisions, review.needs_second_reviewer(exam))}
+
+
+@reviews.get("/attempts/{attempt_id}/reviews")
+async def list_reviews(
+    attempt_id: uuid.UUID, session: SessionDep, user: Staff, ctx: ContextDep,
+) -> dict[str, Any]:
+    attempt, exam = await _reviewable(session, user, attempt_id)
+    decisions = await review.decisions_of(session, attempt.id)
+    await audit.record(session, ctx, user.user_id, "view_student_data", "exam_attempt",
+                       attempt.id, {"view": "reviews"})
+    return {"outcome": review.outcome(decisions, review.needs_second_reviewer(exam)),
+            "items": [review.decision_dict(d) for d in decisions], "next_cursor": None}

@@ -11,6 +11,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select, tuple_
 
+from veritas.analysis import review
 from veritas.analysis.models import BehaviorAnalysis
 from veritas.analytics import queries
 from veritas.audit import service as audit
@@ -46,9 +47,12 @@ async def student_attempt(
     analysis = await session.scalar(
         select(BehaviorAnalysis).where(BehaviorAnalysis.exam_attempt_id == attempt.id)
     )
+    decisions = await review.decisions_of(session, attempt.id)
     return queries.attempt_dict(attempt, exam) | {
         "monitoring_summary": await queries.monitoring_summary(session, attempt),
         "integrity": {"score": attempt.integrity_score, "analyzed": analysis is not None},
+        # The outcome only: no notes, no reviewer.
+        "review": {"status": review.outcome(decisions, review.needs_second_reviewer(exam))},
         "feedback": {
             "summary": analysis.llm_summary if analysis else None,
             "recommendations": list(analysis.llm_recommendations) if analysis else [],

@@ -1,0 +1,144 @@
+// Student pages: available exams, the dashboard, and one attempt's result.
+
+import { api, session } from './api.js';
+import { h, heading, facts, fmt, fmtDate, fmtDuration, fmtPct, link, showError, table } from './ui.js';
+import { VeritasMonitor } from '../sdk/veritas-monitor.js';
+
+const EXAM_CACHE = 'veritas.exams';
+
+/** Exams seen in the list, so the exam page can show a title without another lookup. */
+export function cachedExam(examId) {
+  try { return JSON.parse(sessionStorage.getItem(EXAM_CACHE) || '{}')[examId] || null; } catch { return null; }
+}
+
+function cacheExams(items) {
+  const all = JSON.parse(sessionStorage.getItem(EXAM_CACHE) || '{}');
+  for (const e of items) all[e.id] = e;
+  sessionStorage.setItem(EXAM_CACHE, JSON.stringify(all));
+}
+
+export async function availableExams({ view, notice }) {
+  const box = h('div');
+  const list = h('ul', { class: 'cards', 'aria-label': 'Available exams' });
+  view.append(heading('Available exams'), box, list);
+  if (notice) box.append(h('div', { class: 'msg msg-info', role: 'status' }, notice));
+  // Events an earlier exam page could not send (a crash, a closed lid) go out now.
+  VeritasMonitor.drainLeftovers({ getToken: () => session.token() }).catch(() => {});
+  let cursor = null;
+  const more = h('button', { type: 'button', class: 'secondary', hidden: true, onclick: () => load() }, 'Load more exams');
+  view.append(more);
+  async function load() {
+    try {
+      const page = await api('/api/student/exams/available', { query: { cursor } });
+      cacheExams(page.items);
+      if (!page.items.length && !cursor) list.append(h('li', { class: 'empty' }, 'No exams are open to you right now.'));
+      for (const exam of page.items) {
+        const titleId = `exam-${exam.id}`;
+        list.append(h('li', { class: 'card', 'aria-labelledby': titleId },
+          h('h2', { id: titleId }, exam.title),
+          h('p', { class: 'muted' }, [exam.subject, exam.topic].filter(Boolean).join(' · ')),
+          exam.description ? h('p', {}, exam.description) : null,
+          facts([
+            ['Questions', exam.question_count],
+            ['Time allowed', `${exam.duration_minutes} min`],
+            ['Pass mark', `${fmt(exam.passing_score)} of ${fmt(exam.max_score)} points`],
+            ['Due', exam.due_at ? fmtDate(exam.due_at) : 'no due date'],
+          ]),
+          h('a', { class: 'button', href: `#/student/exam/${exam.id}`, 'aria-label': `Open exam: ${exam.title}` }, 'Open exam')));
+      }
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+    } catch (err) {
+      showError(box, err);
+    }
+  }
+  await load();
+}
+
+function momentumWords(lmi) {
+  if (lmi === null || lmi === undefined) return 'not measured yet';
+  const trend = lmi > 0.1 ? 'rising' : lmi < -0.1 ? 'falling' : 'steady';
+  return `${trend} (${lmi.toFixed(2)} on a scale from −1 to 1)`;
+}
+
+const RISK_WORDS = { safe: 'on track', at_risk: 'worth a check-in', high_risk: 'needs support' };
+
+export async function dashboard({ view }) {
+  view.append(heading('My dashboard'));
+  const box = h('div');
+  view.append(box);
+  let data;
+  try {
+    data = await api('/api/student/dashboard');
+  } catch (err) {
+    showError(box, err);
+    return;
+  }
+  const p = data.profile || {};
+  const integrity = data.integrity_status || {};
+  view.append(
+    h('section', { 'aria-labelledby': 'sum-h' }, h('h2', { id: 'sum-h' }, 'Summary'),
+      facts([
+        ['Exams attempted', p.total_exams_attempted ?? 0],
+        ['Exams passed', p.total_exams_passed ?? 0],
+        ['Average score', p.avg_score === null || p.avg_score === undefined ? '—' : `${p.avg_score.toFixed(1)} %`],
+        ['Learning momentum', momentumWords(p.cumulative_lmi)],
+        ['Status', RISK_WORDS[data.dropout_risk?.label] || 'not assessed yet'],
+      ])),
+    h('section', { 'aria-labelledby': 'int-h' }, h('h2', { id: 'int-h' }, 'Integrity'),
+      facts([
+        ['Overall integrity score', fmtPct(integrity.cumulative_integrity_score, 100)],
+        ['Latest exam', fmtPct(integrity.latest_integrity_score, 100)],
+        ['Analysis', integrity.analyzed ? 'done' : 'not yet analysed'],
+      ])),
+    h('section', { 'aria-labelledby': 'rec-h' }, h('h2', { id: 'rec-h' }, 'Recommendations'),
+      data.recommendations?.length
+        ? h('ul', {}, data.recommendations.map((r) => h('li', {}, typeof r === 'string' ? r : r.text || JSON.stringify(r))))
+        : h('p', { class: 'muted' }, 'No recommendations yet.')),
+    h('section', { 'aria-labelledby': 'hist-h' }, h('h2', { id: 'hist-h' }, 'Exam history'),
+      table([
+        { label: 'Exam', render: (a) => link(`#/student/attempts/${a.attempt_id}`, a.exam_title) },
+        { label: 'Status', key: 'status' },
+        { label: 'Score', render: (a) => (a.score === null ? '—' : `${fmt(a.score)} / ${fmt(a.max_score)}`) },
+        { label: 'Percentage', render: (a) => (a.percentage === null ? '—' : `${a.percentage.toFixed(1)} %`) },
+        { label: 'Passed', key: 'passed' },
+        { label: 'Integrity', render: (a) => fmtPct(a.integrity_score, 100) },
+        { label: 'Started', render: (a) => fmtDate(a.started_at) },
+      ], data.exam_history || [])),
+  );
+}
+
+export async function attemptDetail({ view, params }) {
+  view.append(heading('Exam result'));
+  const box = h('div');
+  view.append(box);
+  let a;
+  try {
+    a = await api(`/api/student/attempts/${encodeURIComponent(params.attemptId)}`);
+  } catch (err) {
+    showError(box, err);
+    return;
+  }
+  const summary = a.monitoring_summary || { by_type: {} };
+  view.querySelector('h1').textContent = `Result: ${a.exam_title}`;
+  view.append(
+    facts([
+      ['Status', a.status],
+      ['Score', a.score === null ? '—' : `${fmt(a.score)} of ${fmt(a.max_score)}`],
+      ['Percentage', a.percentage === null ? '—' : `${a.percentage.toFixed(1)} %`],
+      ['Passed', a.passed],
+      ['Time taken', fmtDuration(a.duration_seconds)],
+      ['Integrity score', a.integrity?.analyzed ? fmtPct(a.integrity.score, 100) : 'not yet analysed'],
+    ]),
+    h('section', { 'aria-labelledby': 'mon-h' }, h('h2', { id: 'mon-h' }, 'What was recorded'),
+      h('p', {}, `${summary.total_events || 0} monitoring events in total.`),
+      table([{ label: 'Event', key: 'type' }, { label: 'Count', key: 'n' }],
+        Object.entries(summary.by_type || {}).map(([type, n]) => ({ type, n })))),
+    h('section', { 'aria-labelledby': 'fb-h' }, h('h2', { id: 'fb-h' }, 'Feedback'),
+      h('p', {}, a.feedback?.summary || 'No feedback yet.'),
+      a.feedback?.recommendations?.length
+        ? h('ul', {}, a.feedback.recommendations.map((r) => h('li', {}, typeof r === 'string' ? r : JSON.stringify(r))))
+        : null),
+    h('p', {}, link('#/student/dashboard', 'Back to my dashboard')),
+  );
+}
