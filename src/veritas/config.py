@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     # Analysis jobs also run inside the server, so the one-command local run gets analyses;
     # `veritas worker` processes can take them over (both may run: jobs are locked).
     embedded_worker: bool = True
-    view_refresh_minutes: int = Field(default=60, ge=1, le=1440)
+    view_refresh_minutes: int = Field(default=5, ge=1, le=60)
     # An OpenAI-compatible summary provider; unset means the built-in summarizer.
     llm_base_url: str | None = None
     llm_model: str | None = None

@@ -52,9 +52,7 @@ def build_app(settings: Settings, database_url: str) -> procrastinate.App:
         async with sessions() as session, session.begin():
             await analysis.analyze_attempt(session, uuid.UUID(attempt_id), settings)
 
-    @app.periodic(cron=f"*/{settings.view_refresh_minutes} * * * *"
-                  if settings.view_refresh_minutes < 60 else "0 * * * *",
-                  periodic_id="views")
+    @app.periodic(cron=f"*/{settings.view_refresh_minutes} * * * *", periodic_id="views")
     @app.task(name=REFRESH_TASK, queue=MAINTENANCE_QUEUE, queueing_lock="refresh_views")
     async def refresh(timestamp: int) -> None:
         await refresh_views(database_url)

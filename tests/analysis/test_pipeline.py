@@ -6,9 +6,10 @@ import random
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
-from tests.support import Api, ServerProcess
+from tests.support import Api, ServerProcess, drop_database, make_database
 
 
 def _wait_for_analysis(api: Api, teacher: dict, attempt_id: str, seconds: float = 20) -> dict:
@@ -59,23 +60,37 @@ def test_submit_gets_an_analysis_from_the_server_worker(api: Api) -> None:
     assert any(a["kind"] == "low_integrity" for a in alerts)
 
 
-def test_jobs_wait_for_a_worker_and_survive_restarts(api: Api, server_env: dict[str, str]) -> None:
-    env = server_env | {"EMBEDDED_WORKER": "false"}
-    teacher = api.user("teacher")
-    exam = api.exam(teacher, **ESSAY_EXAM)
-    with ServerProcess(env) as quiet, Api(quiet.base_url) as client:
-        client.admin = api.admin
-        student = client.user()
-        attempt = client.start(student, exam)
-        assert client.submit(student, attempt["attempt_id"], {"e1": "my answer"}).status_code == 200
-    # The server that took the submit is gone; the job is still in PostgreSQL. Start a worker.
-    worker = subprocess.Popen([sys.executable, "-m", "veritas.cli", "worker"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def test_jobs_wait_for_a_worker_and_survive_restarts(database_url: str,
+                                                    server_env: dict[str, str]) -> None:
+    # A database of its own: the suite's main server runs a worker that would take the job.
+    from veritas.db.migrate import upgrade
+
+    url = make_database(database_url, "veritas_jobs_" + uuid.uuid4().hex[:8])
     try:
-        assert _wait_for_analysis(api, teacher, attempt["attempt_id"])["behavior_analysis"]
+        upgrade(url)
+        env = server_env | {"DATABASE_URL": url, "EMBEDDED_WORKER": "false"}
+        with ServerProcess(env) as quiet, Api(quiet.base_url) as client:
+            client.create_admin_cli(env)
+            teacher, student = client.user("teacher"), client.user()
+            exam = client.exam(teacher, **ESSAY_EXAM)
+            attempt = client.start(student, exam)
+            assert client.submit(student, attempt["attempt_id"], {"e1": "mine"}).status_code == 200
+            time.sleep(1)
+            detail = client.get(f"/api/teacher/attempts/{attempt['attempt_id']}",
+                                headers=teacher["headers"]).json()
+            assert detail["behavior_analysis"] is None  # queued, and no worker anywhere
+        # The server that took the submit is gone; the job waits in PostgreSQL for a worker.
+        with ServerProcess(env) as again, Api(again.base_url) as client:
+            worker = subprocess.Popen([sys.executable, "-m", "veritas.cli", "worker"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                teacher_again = client.login(teacher["email"])
+                assert _wait_for_analysis(client, teacher_again, attempt["attempt_id"])
+            finally:
+                worker.terminate()
+                worker.wait(timeout=30)
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        drop_database(database_url, url)
 
 
 def _snapshot(db, student_ids: list[str]) -> list[tuple]:

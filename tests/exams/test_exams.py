@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 from tests.support import Api
@@ -152,14 +154,21 @@ def test_edit_needs_can_edit_and_grants_take_effect_next_request(api: Api) -> No
     assert api.grant(owner, exam, student).status_code == 404  # not a teacher
 
 
-def test_analytics_and_dashboards(api: Api) -> None:
+def test_analytics_and_dashboards(api: Api, server_env: dict[str, str]) -> None:
     teacher, s1, s2 = api.user("teacher"), api.user(), api.user()
     exam = api.exam(teacher)
     for student, answers in ((s1, {"q1": "4"}), (s2, {"q1": "4", "q2": ["2", "3"], "q3": "Paris"})):
         api.submit(student, api.start(student, exam)["attempt_id"], answers)
+    stale = api.get(f"/api/teacher/exams/{exam['id']}/analytics",
+                    headers=teacher["headers"]).json()
+    assert len(stale["students"]) == 2  # the per-student list is live
+    refreshed = subprocess.run([sys.executable, "-m", "veritas.cli", "refresh-views"],
+                               env=server_env, capture_output=True, timeout=60)
+    assert refreshed.returncode == 0
     analytics = api.get(f"/api/teacher/exams/{exam['id']}/analytics",
                         headers=teacher["headers"]).json()
     stats = analytics["analytics"]
+    assert stats["as_of"] > stale["analytics"]["as_of"]  # the view's freshness is stated
     assert stats["unique_students"] == 2 and stats["total_attempts"] == 2
     assert stats["avg_score"] == 70 and stats["pass_rate"] == 0.5
     assert {s["student_id"] for s in analytics["students"]} == {s1["id"], s2["id"]}

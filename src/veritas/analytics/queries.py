@@ -5,14 +5,30 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal, null, select, union_all
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    Select,
+    Table,
+    and_,
+    func,
+    literal,
+    null,
+    select,
+    text,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.analysis.models import AnalysisAlert, BehaviorAnalysis, PerformanceMetrics
 from veritas.auth.models import StudentProfile, User
 from veritas.auth.permissions import ExamRight, restrict
 from veritas.auth.tokens import Claims
-from veritas.db.base import AttemptStatus, DropoutRisk
+from veritas.db.base import AttemptStatus
 from veritas.exams.models import Exam, ExamAttempt
 from veritas.monitoring.models import MonitoringEvent
 
@@ -136,38 +152,38 @@ def attempt_dict(attempt: ExamAttempt, exam: Exam) -> dict[str, Any]:
 # --- teachers ---------------------------------------------------------------------------
 
 
-def _exam_stats_columns() -> list[Any]:
-    return [
-        func.count(func.distinct(ExamAttempt.student_id)).label("unique_students"),
-        func.count(ExamAttempt.id).label("total_attempts"),
-        func.avg(ExamAttempt.percentage).label("avg_score"),
-        func.avg(case((ExamAttempt.passed, 1.0), else_=0.0)).label("pass_rate"),
-        func.avg(ExamAttempt.integrity_score).label("avg_integrity"),
-        func.count(ExamAttempt.id)
-        .filter(ExamAttempt.dropout_label == DropoutRisk.high_risk)
-        .label("high_risk_count"),
-        func.count(ExamAttempt.id).filter(ExamAttempt.flagged).label("flagged_count"),
-    ]
+# The seed's materialized view behind teacher analytics, refreshed on a schedule by the worker;
+# every response built from it carries `as_of`, the time of its last refresh.
+EXAM_SUMMARY = Table(
+    "exam_performance_summary", MetaData(),
+    Column("exam_id", UUID(as_uuid=True)), Column("unique_students", Integer),
+    Column("total_attempts", Integer), Column("avg_score", Float), Column("pass_rate", Float),
+    Column("avg_integrity", Float), Column("high_risk_count", Integer),
+    Column("flagged_count", Integer), Column("last_attempt", DateTime(timezone=True)),
+)
+STAT_FIELDS = ("unique_students", "total_attempts", "avg_score", "pass_rate", "avg_integrity",
+               "high_risk_count", "flagged_count")
+
+
+async def summary_as_of(session: AsyncSession) -> Any:
+    return await session.scalar(text(
+        "SELECT refreshed_at FROM view_refreshes WHERE view_name = 'exam_performance_summary'"))
 
 
 def _stats(row: Any) -> dict[str, Any]:
-    total = row.total_attempts
-    return {
-        "unique_students": row.unique_students,
-        "total_attempts": total,
-        "avg_score": float(row.avg_score) if row.avg_score is not None else None,
-        "pass_rate": float(row.pass_rate) if total else None,
-        "avg_integrity": float(row.avg_integrity) if row.avg_integrity is not None else None,
-        "high_risk_count": row.high_risk_count,
-        "flagged_count": row.flagged_count,
-    }
+    values = {f: getattr(row, f, None) if row is not None else None for f in STAT_FIELDS}
+    for count in ("unique_students", "total_attempts", "high_risk_count", "flagged_count"):
+        values[count] = values[count] or 0
+    if not values["total_attempts"]:
+        values["pass_rate"] = None
+    return values
 
 
 async def teacher_exam_stats(session: AsyncSession, user: Claims, limit: int = 100) -> list[dict]:
     query = (
-        select(Exam.id, Exam.title, Exam.subject, Exam.is_published, *_exam_stats_columns())
-        .outerjoin(ExamAttempt, and_(ExamAttempt.exam_id == Exam.id, COMPLETED))
-        .group_by(Exam.id)
+        select(Exam.id, Exam.title, Exam.subject, Exam.is_published,
+               *(EXAM_SUMMARY.c[f] for f in STAT_FIELDS))
+        .outerjoin(EXAM_SUMMARY, EXAM_SUMMARY.c.exam_id == Exam.id)
         .order_by(Exam.created_at.desc())
         .limit(limit)
     )
@@ -180,11 +196,8 @@ async def teacher_exam_stats(session: AsyncSession, user: Claims, limit: int = 1
 
 
 async def exam_analytics(session: AsyncSession, exam: Exam) -> dict[str, Any]:
-    stats = (
-        await session.execute(
-            select(*_exam_stats_columns()).where(ExamAttempt.exam_id == exam.id, COMPLETED)
-        )
-    ).one()
+    stats = (await session.execute(
+        select(EXAM_SUMMARY).where(EXAM_SUMMARY.c.exam_id == exam.id))).first()
     attempts = (
         await session.execute(
             select(ExamAttempt, User.username, User.full_name)
@@ -209,7 +222,8 @@ async def exam_analytics(session: AsyncSession, exam: Exam) -> dict[str, Any]:
             entry["integrity_score"] = attempt.integrity_score  # the latest analyzed one
         if attempt.dropout_label is not None:
             entry["dropout_label"] = attempt.dropout_label.value
-    return {"analytics": {k: v for k, v in _stats(stats).items() if k != "flagged_count"},
+    analytics = {k: v for k, v in _stats(stats).items() if k != "flagged_count"}
+    return {"analytics": analytics | {"as_of": await summary_as_of(session)},
             "students": list(students.values())}
 
 

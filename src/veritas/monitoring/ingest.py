@@ -272,7 +272,9 @@ class Ingestor:
         self._queue.append((rows, future))
         self._queued_rows += len(rows)
         self._wake.set()
-        return await asyncio.shield(future)
+        # Not shielded: if this request is cancelled its rows are still written (they are
+        # queued), it just gets no answer, and the client's retry is answered "duplicate".
+        return await future
 
     def _take(self) -> list[Waiter]:
         """Everything queued, up to the row limit (always at least one request)."""
