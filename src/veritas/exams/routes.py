@@ -109,6 +109,7 @@ async def start_exam(
         attempt_id=attempt.id, exam_id=attempt.exam_id, status=attempt.status,
         started_at=attempt.started_at, expires_at=attempt.expires_at,
         questions=[schemas.student_view(q) for q in attempt.submission_data["questions"]],
+        responses=(attempt.submission_data.get("drafts") or [{}])[-1].get("responses", {}),
     )
 
 

@@ -216,6 +216,8 @@ class StartOut(BaseModel):
     started_at: datetime
     expires_at: datetime
     questions: list[dict[str, Any]]
+    # The latest autosaved answers, so a resumed attempt (another tab or device) continues.
+    responses: dict[str, Any] = {}
 
 
 class SubmitOut(BaseModel):

@@ -129,6 +129,7 @@ export async function attemptDetail({ view, params }) {
       ['Passed', a.passed],
       ['Time taken', fmtDuration(a.duration_seconds)],
       ['Integrity score', a.integrity?.analyzed ? fmtPct(a.integrity.score, 100) : 'not yet analysed'],
+      ['Review', a.review?.status ? String(a.review.status).replaceAll('_', ' ') : '—'],
     ]),
     h('section', { 'aria-labelledby': 'mon-h' }, h('h2', { id: 'mon-h' }, 'What was recorded'),
       h('p', {}, `${summary.total_events || 0} monitoring events in total.`),

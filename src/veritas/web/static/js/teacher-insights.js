@@ -70,7 +70,7 @@ export async function liveAlerts({ view }) {
   const announce = h('p', { class: 'sr-only', 'aria-live': 'polite' });
   const box = h('div');
   const body = h('tbody');
-  const tableEl = h('table', {}, h('caption', {}, 'Anomalies, most severe and newest first'),
+  const tableEl = h('table', {}, h('caption', {}, 'Anomalies and analysis alerts, most severe and newest first'),
     h('thead', {}, h('tr', {}, ['Severity', 'When', 'Exam', 'Student', 'Event', 'What happened', 'Attempt'].map((c) => h('th', { scope: 'col' }, c)))),
     body);
   view.append(heading('Live alerts'),
@@ -106,13 +106,14 @@ export async function liveAlerts({ view }) {
     for (const a of fresh) seen.add(a.id);
     body.replaceChildren(...(items.length ? items.map((a) => h('tr', {
       class: !first && fresh.includes(a) ? `sev-${a.severity} new` : `sev-${a.severity}`,
-      dataset: { eventType: a.event_type, alertId: a.id },
+      dataset: { eventType: a.event_type || '', kind: a.kind, alertId: a.id },
     },
     h('td', {}, h('span', { class: `badge badge-${a.severity}` }, a.severity)),
     h('td', {}, fmtDate(a.created_at)),
     h('td', {}, link(`#/teacher/exams/${a.exam_id}/analytics`, a.exam_title)),
     h('td', {}, link(`#/teacher/students/${a.student_id}`, `Student ${String(a.student_id).slice(0, 8)}`)),
-    h('td', {}, a.event_type),
+    // Analysis alerts have a kind but no event type.
+    h('td', {}, a.event_type || (a.kind || '').replaceAll('_', ' ')),
     h('td', {}, a.description || '—'),
     h('td', {}, link(`#/teacher/attempts/${a.attempt_id}`, 'Timeline')))) : [h('tr', {}, h('td', { colspan: '7', class: 'empty' }, 'No alerts.'))]));
     if (!first && fresh.length) announce.textContent = `${fresh.length} new alert${fresh.length > 1 ? 's' : ''}.`;
