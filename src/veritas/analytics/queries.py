@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -198,16 +199,22 @@ async def teacher_exam_stats(session: AsyncSession, user: Claims, limit: int = 1
 async def exam_analytics(session: AsyncSession, exam: Exam) -> dict[str, Any]:
     stats = (await session.execute(
         select(EXAM_SUMMARY).where(EXAM_SUMMARY.c.exam_id == exam.id))).first()
+    # Only the columns the response shows: answers and metadata stay in the database.
     attempts = (
         await session.execute(
-            select(ExamAttempt, User.username, User.full_name)
+            select(ExamAttempt.id, ExamAttempt.student_id, ExamAttempt.status,
+                   ExamAttempt.score, ExamAttempt.percentage, ExamAttempt.passed,
+                   ExamAttempt.integrity_score, ExamAttempt.flagged, ExamAttempt.dropout_label,
+                   ExamAttempt.started_at, ExamAttempt.completed_at,
+                   User.username, User.full_name)
             .join(User, User.id == ExamAttempt.student_id)
             .where(ExamAttempt.exam_id == exam.id)
             .order_by(ExamAttempt.student_id, ExamAttempt.started_at)
         )
     ).all()
     students: dict[uuid.UUID, dict[str, Any]] = {}
-    for attempt, username, full_name in attempts:
+    for attempt in attempts:
+        username, full_name = attempt.username, attempt.full_name
         entry = students.setdefault(attempt.student_id, {
             "student_id": attempt.student_id, "username": username, "full_name": full_name,
             "attempts": [], "integrity_score": None, "dropout_label": None,
@@ -246,9 +253,14 @@ async def flagged_students(session: AsyncSession, user: Claims, limit: int = 50)
     ]
 
 
-def alerts_query(user: Claims) -> Select:
-    """Alerts at exams the caller may analyze: anomalous events (as they arrive) and alerts
-    raised by analyses, as one selectable with the same columns."""
+# Attempts last at most a day plus grace, so events after `since` belong to attempts started
+# at most this long before it; the bound lets PostgreSQL skip older event partitions.
+ATTEMPT_SPAN = timedelta(days=2)
+
+
+def alerts_query(user: Claims, since: datetime) -> Select:
+    """Alerts since `since` at exams the caller may analyze: anomalous events (as they arrive)
+    and alerts raised by analyses, as one selectable with the same columns."""
     events = (
         select(MonitoringEvent.id.label("id"), literal("monitoring_anomaly").label("kind"),
                MonitoringEvent.severity.label("severity"),
@@ -260,14 +272,16 @@ def alerts_query(user: Claims) -> Select:
                MonitoringEvent.server_timestamp.label("created_at"))
         .join(ExamAttempt, and_(ExamAttempt.id == MonitoringEvent.exam_attempt_id,
                                 ExamAttempt.started_at == MonitoringEvent.attempt_started_at))
-        .where(MonitoringEvent.is_anomaly)
+        .where(MonitoringEvent.is_anomaly, MonitoringEvent.server_timestamp >= since,
+               MonitoringEvent.attempt_started_at >= since - ATTEMPT_SPAN,
+               ExamAttempt.started_at >= since - ATTEMPT_SPAN)
     )
     raised = select(
         AnalysisAlert.id, AnalysisAlert.kind, AnalysisAlert.severity,
         AnalysisAlert.exam_attempt_id, AnalysisAlert.exam_id, AnalysisAlert.student_id,
         null().label("event_type"), null().label("anomaly_score"), AnalysisAlert.description,
         AnalysisAlert.created_at,
-    )
+    ).where(AnalysisAlert.created_at >= since)
     events = restrict(events, ExamAttempt.exam_id, user, ExamRight.analytics)
     raised = restrict(raised, AnalysisAlert.exam_id, user, ExamRight.analytics)
     alerts = union_all(events, raised).subquery("alerts")

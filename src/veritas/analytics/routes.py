@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -25,6 +25,10 @@ from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.routes import exam_out
 from veritas.monitoring.models import MonitoringEvent
 from veritas.pagination import PageParams, oldest_first, page, page_params
+
+# Alerts are about what needs attention now; older ones are one `since` away.
+ALERT_WINDOW = timedelta(days=30)
+DASHBOARD_ALERT_WINDOW = timedelta(days=7)
 
 student = APIRouter(prefix="/api/student", tags=["student"])
 teacher = APIRouter(prefix="/api/teacher", tags=["teacher"])
@@ -62,7 +66,7 @@ async def student_attempt(
 
 @teacher.get("/dashboard")
 async def teacher_dashboard(session: SessionDep, user: Staff, ctx: ContextDep) -> dict[str, Any]:
-    query = queries.alerts_query(user)
+    query = queries.alerts_query(user, datetime.now(UTC) - DASHBOARD_ALERT_WINDOW)
     alerts = (await session.execute(
         query.order_by(query.selected_columns.severity.desc(),
                        query.selected_columns.created_at.desc()).limit(20)
@@ -209,9 +213,13 @@ async def alerts(
     session: SessionDep, user: Staff, ctx: ContextDep, paging: Page,
     exam_id: uuid.UUID | None = None, severity: Severity | None = None,
     kind: Annotated[str | None, Query(max_length=50)] = None,
+    since: Annotated[datetime | None, Query(
+        description="alerts from this time on; default: the last 30 days")] = None,
 ) -> dict[str, Any]:
     """Most severe first, then newest first."""
-    query = queries.alerts_query(user)
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    query = queries.alerts_query(user, since or datetime.now(UTC) - ALERT_WINDOW)
     c = query.selected_columns
     if exam_id is not None:
         query = query.where(c.exam_id == exam_id)
