@@ -285,14 +285,18 @@ def alerts_query(user: Claims, since: datetime) -> Select:
     events = restrict(events, ExamAttempt.exam_id, user, ExamRight.analytics)
     raised = restrict(raised, AnalysisAlert.exam_id, user, ExamRight.analytics)
     alerts = union_all(events, raised).subquery("alerts")
-    return select(alerts, Exam.title.label("exam_title")).join(Exam, Exam.id == alerts.c.exam_id)
+    return (select(alerts, Exam.title.label("exam_title"), User.username.label("username"),
+                   User.full_name.label("full_name"))
+            .join(Exam, Exam.id == alerts.c.exam_id)
+            .join(User, User.id == alerts.c.student_id))
 
 
 def alert_dict(row: Any) -> dict[str, Any]:
     return {
         "id": row.id, "kind": row.kind, "severity": _value(row.severity),
         "attempt_id": row.attempt_id, "exam_id": row.exam_id, "exam_title": row.exam_title,
-        "student_id": row.student_id, "event_type": row.event_type,
+        "student_id": row.student_id, "username": row.username, "full_name": row.full_name,
+        "event_type": row.event_type,
         "anomaly_score": row.anomaly_score, "description": row.description,
         "created_at": row.created_at,
     }
