@@ -111,7 +111,7 @@ export async function liveAlerts({ view }) {
     h('td', {}, h('span', { class: `badge badge-${a.severity}` }, a.severity)),
     h('td', {}, fmtDate(a.created_at)),
     h('td', {}, link(`#/teacher/exams/${a.exam_id}/analytics`, a.exam_title)),
-    h('td', {}, link(`#/teacher/students/${a.student_id}`, `Student ${String(a.student_id).slice(0, 8)}`)),
+    h('td', {}, link(`#/teacher/students/${a.student_id}`, a.full_name || a.username || `Student ${String(a.student_id).slice(0, 8)}`)),
     // Analysis alerts have a kind but no event type.
     h('td', {}, a.event_type || (a.kind || '').replaceAll('_', ' ')),
     h('td', {}, a.description || '—'),
