@@ -7,6 +7,9 @@ foreign ids in any list.
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 
 from tests.support import Api
@@ -167,3 +170,35 @@ def test_revoked_grant_counts_on_next_request(api: Api, world: dict, admin: dict
     assert api.get(f"/api/teacher/exams/{exam['id']}",
                    headers=view_only["headers"]).status_code == 200
     assert api.get(url, headers=view_only["headers"]).status_code == 403
+
+
+def test_alert_stream_pushes_new_alerts_and_ends_on_logout(api: Api) -> None:
+    import threading
+
+    teacher, student = api.user("teacher"), api.user()
+    exam = api.exam(teacher)
+    attempt = api.start(student, exam)
+    assert api.get("/api/teacher/alerts/stream", headers=student["headers"]).status_code == 403
+    received: list[str] = []
+    ended = threading.Event()
+
+    def read() -> None:
+        with api.stream("GET", "/api/teacher/alerts/stream", headers=teacher["headers"],
+                        params={"exam_id": exam["id"]}, timeout=30) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            for line in response.iter_lines():
+                received.append(line)
+        ended.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.5)
+    api.post("/api/monitor/events", headers=student["headers"], json={
+        "attempt_id": attempt["attempt_id"], "event_type": "paste", "data": {"chars": 5000}})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(line.startswith("data: ") for line in received):
+        time.sleep(0.1)
+    data = next(json.loads(line[6:]) for line in received if line.startswith("data: "))
+    assert data["attempt_id"] == attempt["attempt_id"] and data["event_type"] == "paste"
+    api.post("/api/auth/logout", headers=teacher["headers"])
+    assert ended.wait(10), "a revoked token's stream must end"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select, tuple_
 
 from veritas.analysis import review
@@ -18,7 +22,15 @@ from veritas.audit import service as audit
 from veritas.auth.models import StudentProfile
 from veritas.auth.permissions import ExamRight, require_exam, visible_exam_ids
 from veritas.db.base import Role, Severity
-from veritas.deps import ContextDep, SessionDep, Staff, Student
+from veritas.deps import (
+    ContextDep,
+    RuntimeDep,
+    SessionDep,
+    Staff,
+    Student,
+    request_context,
+    unit_of_work,
+)
 from veritas.errors import Invalid, NotFound
 from veritas.exams import service as exams
 from veritas.exams.models import Exam, ExamAttempt
@@ -240,3 +252,54 @@ async def alerts(
         "items": [queries.alert_dict(row) for row in rows],
         "next_cursor": _alert_cursor(rows[-1]) if has_more and rows else None,
     }
+
+
+STREAM_POLL_SECONDS = 1.0
+STREAM_OVERLAP = timedelta(seconds=10)  # events commit a moment after their timestamp
+STREAM_HEARTBEAT_SECONDS = 15.0
+
+
+@teacher.get("/alerts/stream", response_class=StreamingResponse,
+             responses={200: {"content": {"text/event-stream": {}},
+                              "description": "server-sent events: `alert`, one per new alert"}})
+async def alert_stream(
+    request: Request, rt: RuntimeDep, user: Staff, exam_id: uuid.UUID | None = None,
+) -> StreamingResponse:
+    """New alerts pushed as they arrive (server-sent events), authorized like the list.
+
+    The stream ends when the caller's token is revoked or their account locked."""
+    async with unit_of_work(rt) as session:
+        if exam_id is not None:
+            await require_exam(session, user, exam_id, ExamRight.analytics)
+        await audit.record(session, request_context(request), user.user_id,
+                           "view_student_data", "alerts", None, {"view": "alert_stream"})
+
+    async def events() -> AsyncIterator[bytes]:
+        since = datetime.now(UTC)
+        seen: dict[uuid.UUID, datetime] = {}
+        beat = time.monotonic()
+        yield b"retry: 3000\n\n"
+        while not await request.is_disconnected():
+            if rt.revocations.is_cut_off(user.jti, user.user_id):
+                return
+            query = queries.alerts_query(user, since - STREAM_OVERLAP)
+            c = query.selected_columns
+            if exam_id is not None:
+                query = query.where(c.exam_id == exam_id)
+            async with rt.sessions() as session:
+                rows = (await session.execute(query.order_by(c.created_at).limit(500))).all()
+            for row in rows:
+                if row.id in seen:
+                    continue
+                seen[row.id] = row.created_at
+                since = max(since, row.created_at)
+                yield (b"event: alert\ndata: " + orjson.dumps(queries.alert_dict(row), default=str)
+                       + b"\n\n")
+            seen = {k: v for k, v in seen.items() if v >= since - STREAM_OVERLAP}
+            if time.monotonic() - beat > STREAM_HEARTBEAT_SECONDS:
+                beat = time.monotonic()
+                yield b": keep-alive\n\n"
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,11 +1,11 @@
 // Teacher pages for what happened: exam analytics, live alerts, an attempt's timeline, a student.
 
-import { api } from './api.js';
+import { ApiError, api, session } from './api.js';
 import { h, heading, facts, field, fmt, fmtDate, fmtPct, link, message, select, showError, table } from './ui.js';
 import { barChart, histogram, shareBar, timelineStrip } from './charts.js';
 
 const RISK_LABELS = { safe: 'Safe', at_risk: 'At risk', high_risk: 'High risk' };
-const ALERT_POLL_MS = 2000; // polling for now; a push channel (SSE) can replace it later
+const STREAM_RETRY_MS = 3000; // wait before reopening a dropped alert stream
 
 function hashQuery() {
   return new URLSearchParams(location.hash.split('?')[1] || '');
@@ -74,7 +74,7 @@ export async function liveAlerts({ view }) {
     h('thead', {}, h('tr', {}, ['Severity', 'When', 'Exam', 'Student', 'Event', 'What happened', 'Attempt'].map((c) => h('th', { scope: 'col' }, c)))),
     body);
   view.append(heading('Live alerts'),
-    h('p', {}, `This list refreshes itself every ${ALERT_POLL_MS / 1000} seconds while the page is visible.`),
+    h('p', {}, 'New alerts arrive here as they happen; there is no need to reload.'),
     h('div', { class: 'toolbar' }, field('Severity', severity), pause),
     examId ? h('p', {}, 'Showing one exam. ', link('#/teacher/alerts', 'Show all exams')) : '',
     updated, announce, box, tableEl);
@@ -82,23 +82,66 @@ export async function liveAlerts({ view }) {
   let first = true;
   let paused = false;
   let stopped = false;
-  let timer = null;
+  let pending = null;
+  const controller = new AbortController();
 
-  async function poll() {
-    timer = null;
-    if (stopped) return;
-    if (!paused && document.visibilityState === 'visible') {
-      try {
-        const page = await api('/api/teacher/alerts', { query: { limit: 100, exam_id: examId, severity: severity.value } });
-        render(page.items);
-        updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
-        message(box, 'info', '');
-      } catch (err) {
-        showError(box, err);
-        if (err.status === 403 || err.status === 401) stopped = true;
-      }
+  // The list itself comes from GET /api/teacher/alerts; the stream only says when to reload it.
+  async function reload() {
+    pending = null;
+    if (stopped || paused) return;
+    try {
+      const page = await api('/api/teacher/alerts', { query: { limit: 100, exam_id: examId, severity: severity.value } });
+      render(page.items);
+      updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+      message(box, 'info', '');
+    } catch (err) {
+      showError(box, err);
+      if (err.status === 403 || err.status === 401) stop();
     }
-    if (!stopped) timer = setTimeout(poll, ALERT_POLL_MS);
+  }
+
+  function soon() {
+    if (!pending) pending = setTimeout(reload, 150); // one reload for a burst of alerts
+  }
+
+  // Server-sent events over fetch, so the bearer token goes in a header, not the URL.
+  async function listen() {
+    while (!stopped) {
+      try {
+        const res = await fetch(`/api/teacher/alerts/stream${examId ? `?exam_id=${encodeURIComponent(examId)}` : ''}`,
+          { headers: { Authorization: `Bearer ${session.token()}` }, signal: controller.signal });
+        if (res.status === 401 || res.status === 403) {
+          showError(box, new ApiError(res.status, (await res.json().catch(() => ({}))).detail));
+          stop();
+          return;
+        }
+        if (res.ok && res.body) {
+          const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+          let buffer = '';
+          soon(); // catch up on whatever arrived while the stream was closed
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            buffer += value;
+            let cut;
+            while ((cut = buffer.indexOf('\n\n')) >= 0) {
+              const block = buffer.slice(0, cut);
+              buffer = buffer.slice(cut + 2);
+              if (block.split('\n').includes('event: alert')) soon();
+            }
+          }
+        }
+      } catch {
+        if (stopped) return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, STREAM_RETRY_MS));
+    }
+  }
+
+  function stop() {
+    stopped = true;
+    clearTimeout(pending);
+    controller.abort();
   }
 
   function render(items) {
@@ -120,14 +163,16 @@ export async function liveAlerts({ view }) {
     first = false;
   }
 
-  severity.addEventListener('change', () => { first = true; seen.clear(); clearTimeout(timer); poll(); });
+  severity.addEventListener('change', () => { first = true; seen.clear(); reload(); });
   pause.addEventListener('click', () => {
     paused = !paused;
     pause.setAttribute('aria-pressed', String(paused));
     pause.textContent = paused ? 'Resume updates' : 'Pause updates';
+    if (!paused) reload();
   });
-  await poll();
-  return () => { stopped = true; clearTimeout(timer); };
+  await reload();
+  listen();
+  return stop;
 }
 
 async function allEvents(attemptId) {
