@@ -202,6 +202,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # SQLSTATE class 22 is "data exception": a value from the client that PostgreSQL
         # cannot store (a NUL character, a number out of range). That is the client's 422.
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        # 08 connection lost, 53 out of resources, 57 shutting down or not yet up: the
+        # database is (briefly) unavailable, which is the server's 503, not a 500.
+        if sqlstate[:2] in ("08", "53", "57"):
+            return JSONResponse({"detail": "database unavailable; retry shortly"}, 503,
+                                headers={"Retry-After": "2"})
         if sqlstate.startswith("40"):  # deadlock or serialization failure: safe to retry
             return JSONResponse({"detail": "conflicting concurrent update; retry"}, 503,
                                 headers={"Retry-After": "1"})
