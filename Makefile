@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint bench-ingest
+.PHONY: install run test lint bench-ingest bench-school
 
 $(VENV)/bin/veritas: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,3 +20,11 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests
+
+# The ingestion benchmark (issue 3): raw COPY vs the seed's design vs Veritas, one run.
+bench-ingest: install
+	$(PY) -m bench.ingest
+
+# School-scale read paths (10,000 students, 5M events); add ARGS=--quick for a small run.
+bench-school: install
+	$(PY) -m bench.school $(ARGS)

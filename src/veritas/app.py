@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -80,6 +80,39 @@ class BodyLimit:
                 await _too_large(send, self.max_bytes)
 
 
+class CountRequests:
+    """Count responses by status for /metrics, and answer a bug with JSON, never a trace.
+
+    Plain ASGI rather than @app.middleware("http"): that wrapper costs ~250 µs a request,
+    which the ingestion hot path cannot afford."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def counting_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                runtime = getattr(scope["app"].state, "runtime", None)
+                if runtime is not None:
+                    runtime.metrics.count_request(scope["method"], message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            await JSONResponse({"detail": "internal error"}, 500)(scope, receive, counting_send)
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -136,6 +169,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = rt
         await revocations.start()
         await ingestor.start()
+        # Everything allocated so far lives as long as the process: keep it out of the
+        # collector's way, which otherwise pauses requests for 50-100 ms under load.
+        gc.collect()
+        gc.freeze()
         background = [asyncio.create_task(_sweep_abandoned(rt), name="abandon-sweeper")]
         if settings.embedded_worker:
             background.append(asyncio.create_task(
@@ -162,17 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next: Any) -> Any:
-        try:
-            response = await call_next(request)
-        except Exception:  # noqa: BLE001 - a bug must still answer with JSON, never a trace
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
-            response = JSONResponse({"detail": "internal error"}, 500)
-        runtime = getattr(request.app.state, "runtime", None)
-        if runtime is not None:
-            runtime.metrics.count_request(request.method, response.status_code)
-        return response
+    app.add_middleware(CountRequests)
 
     @app.exception_handler(VeritasError)
     async def veritas_error(_request: Request, exc: VeritasError) -> JSONResponse:
@@ -216,8 +243,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.exception("database error")
         return JSONResponse({"detail": "internal error"}, 500)
 
-    for router in (auth_router, student_exams, student_views, teacher_exams, teacher_views,
-                   admin_router, monitor_router, analysis_router, review_router):
+    # Monitoring first: routes are matched in order and it carries most of the traffic.
+    for router in (monitor_router, auth_router, student_exams, student_views, teacher_exams,
+                   teacher_views, admin_router, analysis_router, review_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])

@@ -8,12 +8,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from veritas.analysis import review
 from veritas.analysis import service as analysis
 from veritas.analytics.queries import analysis_dict
 from veritas.audit import service as audit
-from veritas.db.base import AttemptStatus, DropoutRisk
-from veritas.analysis import review
 from veritas.auth.permissions import ExamRight, require_exam
+from veritas.db.base import AttemptStatus, DropoutRisk
 from veritas.deps import Admin, ContextDep, SessionDep, Staff
 from veritas.errors import Conflict, NotFound
 from veritas.exams.models import ExamAttempt

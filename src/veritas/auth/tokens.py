@@ -50,8 +50,28 @@ def issue(
     return IssuedToken(jwt.encode(payload, key, algorithm=ALGORITHM), jti, now + lifetime_s)
 
 
+# Verified tokens by their exact text: a token is checked once, then only its expiry (and,
+# by the caller, its revocation) on later requests. Bounded; cleared when full.
+_VERIFIED: dict[tuple[str, str], Claims] = {}
+_VERIFIED_MAX = 50_000
+
+
 def decode(key: str, token: str, expected_type: str) -> Claims:
     """Verify signature, algorithm, expiry and type; any failure is one opaque 401."""
+    claims = _VERIFIED.get((key, token))
+    if claims is not None and claims.exp > time.time():
+        if claims.type != expected_type:
+            raise Unauthorized(f"not an {expected_type} token" if expected_type == "access"
+                               else f"not a {expected_type} token")
+        return claims
+    claims = _verify(key, token, expected_type)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[(key, token)] = claims
+    return claims
+
+
+def _verify(key: str, token: str, expected_type: str) -> Claims:
     try:
         payload = jwt.decode(
             token, key, algorithms=[ALGORITHM], options={"require": REQUIRED_CLAIMS}

@@ -1,11 +1,12 @@
 """The ingestion hot path: a per-process group-commit writer and a cached attempt lookup.
 
-Requests put their rows on a bounded queue and wait. A few writer tasks, each on its own
-connection, take everything queued (up to a row limit), write it in one
+Requests put their rows on a bounded queue and wait. A writer task (per process, on its own
+connection) takes everything queued (up to a row limit), writes it in one
 INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING statement that commits on its own,
-and then answer each waiting request. While a statement runs, new requests queue up behind
-it, so commits are shared by everything in flight without any timer. No ORM, no transaction
-per event. A full queue or an unreachable database is a 503.
+and then answers each waiting request. While a statement runs, new requests queue up behind
+it, and an idle writer lingers about as long as its last statement took (at most 5 ms) for
+more company, so commits are shared by everything in flight. No ORM, no transaction per
+event. A full queue or an unreachable database is a 503.
 
 Measured choices (bench/README.md): unnest costs PostgreSQL about what COPY does per row
 (~15 vs ~12 us) with one round trip and no staging table; rows are tuples so that the
@@ -41,7 +42,17 @@ EVENT_NAMESPACE = uuid.UUID("6f1c2a4e-8d0b-4f57-9a3e-2b7c5d9e1f80")
 # Owner and start time never change and "in progress" is re-checked by every INSERT, so the
 # cache only needs refreshing to notice an end whose notification was missed.
 ATTEMPT_CACHE_SECONDS = 300.0
-WRITERS = 2  # concurrent statements per process: one encodes while the other is in flight
+# One statement in flight per process (N worker processes give N in the database): a second
+# writer cut statements smaller and cost ~10% more database CPU per event, for no gain in
+# latency (bench/README.md).
+WRITERS = 1
+# A statement costs PostgreSQL ~250 us and Python ~100 us on top of ~20 us per row, so a
+# writer that finds fewer than FLUSH_ROWS rows queued lingers (from the oldest request's
+# arrival) as long as its last statement took, at most LINGER_SECONDS, to gather more:
+# about a millisecond when idle, more as the database gets busier. Without it, statements
+# stay at one or two requests up to ~15k events/s and cost twice the CPU per event.
+FLUSH_ROWS = 250
+LINGER_SECONDS = 0.005
 CONNECT_TIMEOUT = 2.0
 DOWN_SECONDS = 1.0  # after a failed connect, refuse at once for this long (fast 503s)
 
@@ -149,7 +160,7 @@ class AttemptEnded(Exception):
     pass
 
 
-Waiter = tuple[list[Row], "asyncio.Future[Outcome]"]
+Waiter = tuple[list[Row], "asyncio.Future[Outcome]", float]  # rows, answer, arrival
 
 
 class Ingestor:
@@ -166,7 +177,9 @@ class Ingestor:
         self._queue: deque[Waiter] = deque()
         self._queued_rows = 0
         self._wake = asyncio.Event()  # set when the queue may hold work
+        self._enough = asyncio.Event()  # set when FLUSH_ROWS are queued
         self._down_until = 0.0
+        self._last_statement = 0.001  # seconds the last statement took
         self._attempts: dict[uuid.UUID, AttemptInfo] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.stats = {"events_stored": 0, "events_duplicate": 0, "flushes": 0, "rejected_full": 0,
@@ -189,7 +202,7 @@ class Ingestor:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         while self._queue:
-            _, future = self._queue.popleft()
+            _, future, _ = self._queue.popleft()
             if not future.done():
                 future.set_exception(Unavailable("server shutting down", 1))
 
@@ -207,8 +220,7 @@ class Ingestor:
                 " JOIN exams e ON e.id = a.exam_id WHERE a.id = $1",
                 attempt_id, timeout=5,
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise Unavailable("database unavailable; retry shortly", 2) from exc
         if row is None:
             return None
@@ -269,9 +281,11 @@ class Ingestor:
         if time.monotonic() < self._down_until:
             raise Unavailable("database unavailable; retry shortly", 2)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._queue.append((rows, future))
+        self._queue.append((rows, future, time.monotonic()))
         self._queued_rows += len(rows)
         self._wake.set()
+        if self._queued_rows >= FLUSH_ROWS:
+            self._enough.set()
         # Not shielded: if this request is cancelled its rows are still written (they are
         # queued), it just gets no answer, and the client's retry is answered "duplicate".
         return await future
@@ -294,13 +308,32 @@ class Ingestor:
                 while not self._queue:
                     self._wake.clear()
                     await self._wake.wait()
-                # An idle writer takes whatever is queued at once: under light load each
-                # request gets its own commit; under heavy load the queue grows while the
-                # writers are busy, so statements grow with the load.
-                conn = await self._flush(conn, self._take())
+                await self._linger()
+                if not self._queue:
+                    continue  # another writer took it
+                batch = self._take()
+                try:
+                    conn = await self._flush(conn, batch)
+                except asyncio.CancelledError:
+                    # Stopped mid-statement: it may or may not commit; either way the
+                    # client's retry is safe, so answer 503 rather than never.
+                    self._fail(batch, Unavailable("server shutting down", 1))
+                    raise
         finally:
             if conn is not None:
                 conn.terminate()
+
+    async def _linger(self) -> None:
+        """Wait until FLUSH_ROWS are queued or the oldest request has waited long enough."""
+        if self._queued_rows >= FLUSH_ROWS:
+            return
+        linger = min(LINGER_SECONDS, self._last_statement)
+        delay = self._queue[0][2] + linger - time.monotonic()
+        if delay > 0:
+            self._enough.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._enough.wait()
 
     async def _connect(self) -> asyncpg.Connection:
         if time.monotonic() < self._down_until:
@@ -315,11 +348,13 @@ class Ingestor:
     async def _flush(self, conn: asyncpg.Connection | None,
                      batch: list[Waiter]) -> asyncpg.Connection | None:
         """Write one batch and answer its requests; returns the connection to keep using."""
-        rows = [row for rows, _ in batch for row in rows]
+        rows = [row for rows, _, _ in batch for row in rows]
         try:
             if conn is None or conn.is_closed():
                 conn = await self._connect()
+            started = time.monotonic()
             result = await self._execute(conn, rows)
+            self._last_statement = time.monotonic() - started
         except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
             # A value PostgreSQL refuses fails the whole statement: retry request by
             # request so that only the offending one is refused.
@@ -342,7 +377,7 @@ class Ingestor:
         for record in result:
             (inserted if record[0] else live).add(record[1])
         self.stats["events_stored"] += len(inserted)
-        for rows, future in batch:
+        for rows, future, _ in batch:
             stored = []
             ended = False
             for row in rows:
@@ -362,7 +397,7 @@ class Ingestor:
         return conn
 
     def _fail(self, batch: list[Waiter], error: Exception) -> None:
-        for _, future in batch:
+        for _, future, _ in batch:
             if not future.done():
                 future.set_exception(error)
 

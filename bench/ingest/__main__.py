@@ -1,0 +1,5 @@
+import asyncio
+
+from bench.ingest.run import main
+
+asyncio.run(main())
