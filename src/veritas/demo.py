@@ -16,12 +16,14 @@ from typing import Any
 import orjson
 from sqlalchemy import func, select, text
 
+from veritas import jobs
 from veritas.auth import passwords
 from veritas.auth.models import User
 from veritas.auth.service import create_profile
 from veritas.config import Settings
 from veritas.db.base import AttemptStatus, Role
 from veritas.db.engine import create_engine, create_sessionmaker
+from veritas.db.tools import refresh_views
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
 from veritas.exams.schemas import earned_points
 from veritas.exams.service import record_completion
@@ -213,6 +215,8 @@ async def build_demo(url: str, *, password: str | None, students: int) -> None:
                     session.add(attempt)
                     await session.flush()
                     await record_completion(session, attempt, exam)
+                    # Analyses run in the worker (inside `veritas serve`), as for real submits.
+                    await jobs.enqueue_analysis(session, attempt.id)
                     await session.execute(text("SELECT veritas_ensure_event_partition(:s)"),
                                           {"s": started})
                     event_rows += _events(attempt, exam, honest, rng)
@@ -222,8 +226,10 @@ async def build_demo(url: str, *, password: str | None, students: int) -> None:
             )
     finally:
         await engine.dispose()
+    await refresh_views(url)
     print(f"demo school ready: {len(TEACHERS)} teachers, {students} students, {len(EXAMS)} exams,"
           f" {len(event_rows)} monitoring events")
     print(f"teachers: {', '.join(f'{u}@{DOMAIN}' for u, _, _ in TEACHERS)}")
     print(f"a student: {pupils[0][0].email}")
     print(f"password for every demo account: {password}")
+    print("integrity analyses are queued; `veritas serve` (or `veritas worker`) runs them")
