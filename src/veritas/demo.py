@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import func, select, text
 
 from veritas import jobs
+from veritas.analysis.service import refresh_student
 from veritas.auth import passwords
 from veritas.auth.models import User
 from veritas.auth.service import create_profile
@@ -26,7 +27,6 @@ from veritas.db.engine import create_engine, create_sessionmaker
 from veritas.db.tools import refresh_views
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
 from veritas.exams.schemas import earned_points
-from veritas.exams.service import record_completion
 from veritas.monitoring.ingest import event_row_id
 from veritas.monitoring.rules import evaluate, exam_rules
 
@@ -214,7 +214,7 @@ async def build_demo(url: str, *, password: str | None, students: int) -> None:
                     )
                     session.add(attempt)
                     await session.flush()
-                    await record_completion(session, attempt, exam)
+                    await refresh_student(session, user.id)
                     # Analyses run in the worker (inside `veritas serve`), as for real submits.
                     await jobs.enqueue_analysis(session, attempt.id)
                     await session.execute(text("SELECT veritas_ensure_event_partition(:s)"),

@@ -101,12 +101,8 @@ def request_context(request: Request) -> RequestContext:
 ContextDep = Annotated[RequestContext, Depends(_request_context)]
 
 
-async def _principal(
-    request: Request, token: Annotated[str | None, Depends(bearer)]
-) -> tokens.Claims:
-    if not token:
-        raise Unauthorized("not authenticated")
-    rt = runtime(request)
+async def authenticate(rt: Runtime, token: str) -> tokens.Claims:
+    """The verified, unrevoked claims of an access token, or 401."""
     claims = tokens.decode(rt.settings.signing_key, token, "access")
     cut_off = rt.revocations.is_cut_off(claims.jti, claims.user_id)
     if cut_off is None:  # broadcast down: ask the record itself
@@ -124,6 +120,14 @@ async def _principal(
     if cut_off:
         raise Unauthorized("token revoked")
     return claims
+
+
+async def _principal(
+    request: Request, token: Annotated[str | None, Depends(bearer)]
+) -> tokens.Claims:
+    if not token:
+        raise Unauthorized("not authenticated")
+    return await authenticate(runtime(request), token)
 
 
 CurrentUser = Annotated[tokens.Claims, Depends(_principal)]

@@ -256,9 +256,11 @@ async def student_aggregates(session: AsyncSession, student_id: uuid.UUID) -> di
     subjects: dict[str, list[float]] = defaultdict(list)
     topics: dict[str, list[float]] = defaultdict(list)
     for r in rows:
-        pct = r.percentage or 0.0
-        subjects[r.subject].append(pct)
-        topics[f"{r.subject}: {r.topic}" if r.topic else r.subject].append(pct)
+        if r.percentage is None:  # attempted but not (yet) marked: no part of any mean
+            continue
+        subjects[r.subject].append(r.percentage)
+        topics[f"{r.subject}: {r.topic}" if r.topic else r.subject].append(r.percentage)
+    marked = [r.percentage for r in rows if r.percentage is not None]
     integrity_scores = [r.integrity_score for r in rows if r.integrity_score is not None]
     lmis = [r.lmi_score for r in rows if r.lmi_score is not None]
     analyzed = [r for r in rows if r.dropout_label is not None or r.improvement_trend]
@@ -278,7 +280,7 @@ async def student_aggregates(session: AsyncSession, student_id: uuid.UUID) -> di
         "metrics": {
             "total_attempts": len(rows),
             "total_passed": sum(1 for r in rows if r.passed),
-            "avg_score": fmean([r.percentage or 0.0 for r in rows]) if rows else None,
+            "avg_score": fmean(marked) if marked else None,
             "subject_scores": {s: {"avg": round(fmean(v), 4), "attempts": len(v)}
                                for s, v in subjects.items()},
             "strengths": sorted(k for k, v in topic_means.items() if v >= STRENGTH_AT),

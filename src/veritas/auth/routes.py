@@ -11,7 +11,15 @@ from veritas.audit import service as audit
 from veritas.auth import passwords, service, tokens
 from veritas.auth.models import User
 from veritas.auth.schemas import LoginIn, LogoutIn, RefreshIn, RegisterIn, TokenPair, UserOut
-from veritas.deps import ContextDep, CurrentUser, RuntimeDep, SessionDep, bearer, unit_of_work
+from veritas.deps import (
+    ContextDep,
+    CurrentUser,
+    RuntimeDep,
+    SessionDep,
+    authenticate,
+    bearer,
+    unit_of_work,
+)
 from veritas.errors import Forbidden, Invalid, RateLimited, Unauthorized
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -21,12 +29,7 @@ async def optional_actor(
     rt: RuntimeDep, token: Annotated[str | None, Depends(bearer)]
 ) -> tokens.Claims | None:
     """The caller when a valid bearer token is sent (registering staff needs an admin)."""
-    if not token:
-        return None
-    claims = tokens.decode(rt.settings.signing_key, token, "access")
-    if rt.revocations.is_cut_off(claims.jti, claims.user_id) is not False:
-        raise Unauthorized("token revoked")
-    return claims
+    return await authenticate(rt, token) if token else None
 
 
 @router.post("/register", status_code=201, response_model=UserOut)

@@ -11,9 +11,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas import jobs
-from veritas.analysis.models import PerformanceMetrics
+from veritas.analysis import service as analysis
 from veritas.audit import service as audit
-from veritas.auth.models import StudentProfile, TeacherProfile, User
+from veritas.auth.models import TeacherProfile, User
 from veritas.auth.permissions import ExamRight, can_manage_grants, require_exam
 from veritas.auth.tokens import Claims
 from veritas.db.base import AttemptStatus, Role
@@ -307,52 +307,14 @@ async def submit(
     attempt.submission_data = attempt.submission_data | {"responses": responses}
     await notify_attempt_ended(session, attempt.id)
     await session.flush()
-    await record_completion(session, attempt, exam)
+    # The student's counters are rebuilt from the raw tables, the same code `veritas
+    # recompute` runs, so incremental updates cannot drift from a full rebuild.
+    await analysis.refresh_student(session, attempt.student_id)
     await jobs.enqueue_analysis(session, attempt.id)
     await audit.record(session, ctx, user.user_id, "submit_attempt", "exam_attempt", attempt.id,
                        {"exam_id": str(exam.id), "score": score})
     return attempt
 
-
-
-async def record_completion(session: AsyncSession, attempt: ExamAttempt, exam: Exam) -> None:
-    """Update the student's denormalized counters in the same transaction as the submit.
-
-    Integrity, momentum and risk fields are left alone: the analysis fills them.
-    """
-    await session.execute(
-        update(StudentProfile)
-        .where(StudentProfile.user_id == attempt.student_id)
-        .values(total_exams_attempted=StudentProfile.total_exams_attempted + 1,
-                total_exams_passed=StudentProfile.total_exams_passed + int(bool(attempt.passed)),
-                updated_at=func.now())
-    )
-    metrics = await session.scalar(
-        select(PerformanceMetrics)
-        .where(PerformanceMetrics.student_id == attempt.student_id)
-        .with_for_update()
-    )
-    if metrics is None:
-        metrics = PerformanceMetrics(student_id=attempt.student_id, total_attempts=0,
-                                     total_passed=0, subject_scores={})
-        session.add(metrics)
-    n = metrics.total_attempts
-    pct = attempt.percentage or 0.0
-    metrics.avg_score = ((metrics.avg_score or 0.0) * n + pct) / (n + 1)
-    metrics.total_attempts = n + 1
-    metrics.total_passed = metrics.total_passed + int(bool(attempt.passed))
-    # subject_scores: running mean percentage per subject, with the count that weights it.
-    subjects = dict(metrics.subject_scores or {})
-    entry = subjects.get(exam.subject) or {"avg": 0.0, "attempts": 0}
-    count = int(entry["attempts"])
-    subjects[exam.subject] = {
-        "avg": round((float(entry["avg"]) * count + pct) / (count + 1), 4),
-        "attempts": count + 1,
-    }
-    metrics.subject_scores = subjects
-    metrics.last_attempt_date = attempt.completed_at
-    metrics.last_updated = datetime.now(UTC)
-    await session.flush()
 
 
 async def require_student(session: AsyncSession, student_id: uuid.UUID) -> User:
