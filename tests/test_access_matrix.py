@@ -202,3 +202,29 @@ def test_alert_stream_pushes_new_alerts_and_ends_on_logout(api: Api) -> None:
     assert data["attempt_id"] == attempt["attempt_id"] and data["event_type"] == "paste"
     api.post("/api/auth/logout", headers=teacher["headers"])
     assert ended.wait(10), "a revoked token's stream must end"
+
+
+def test_alert_pages_walk_every_alert_once(api: Api) -> None:
+    # An attempt still in progress: no analysis can add alerts while the pages are walked.
+    teacher, student = api.user("teacher"), api.user()
+    exam = api.exam(teacher)
+    attempt = api.start(student, exam)
+    api.post("/api/monitor/events/batch", headers=student["headers"], json={
+        "attempt_id": attempt["attempt_id"],
+        "events": [{"event_type": "paste", "data": {"chars": 300 + i}} for i in range(3)]
+        + [{"event_type": "multiple_faces", "severity": "critical", "data": {"count": 3}}]})
+    h, scope = teacher["headers"], {"exam_id": exam["id"]}
+    everything = [a["id"] for a in api.get("/api/teacher/alerts", headers=h,
+                                           params=scope | {"limit": 500}).json()["items"]]
+    walked, cursor = [], None
+    while True:
+        params = scope | {"limit": 1} | ({"cursor": cursor} if cursor else {})
+        page = api.get("/api/teacher/alerts", headers=h, params=params).json()
+        walked += [a["id"] for a in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(everything) == 4 and walked == everything
+    for bad in ("@@", "WyJ4IiwgMV0", "W10"):
+        assert api.get("/api/teacher/alerts", headers=h,
+                       params={"cursor": bad}).status_code == 422

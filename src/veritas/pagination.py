@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -30,24 +31,31 @@ async def page_params(
     return PageParams(limit=limit, cursor=cursor)
 
 
-def encode_cursor(sort_value: datetime, row_id: uuid.UUID) -> str:
-    raw = orjson.dumps([sort_value.isoformat(), str(row_id)])
+def encode_cursor(*values: Any) -> str:
+    """An opaque cursor holding the sort key of the last row sent."""
+    raw = orjson.dumps([v.isoformat() if isinstance(v, datetime) else str(v) for v in values])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def decode_cursor(cursor: str, *parsers: Callable[[str], Any]) -> tuple[Any, ...]:
+    """The sort key back, each part through its parser; anything malformed is a 422."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        sort_text, id_text = orjson.loads(raw)
-        return datetime.fromisoformat(sort_text), uuid.UUID(id_text)
+        parts = orjson.loads(raw)
+        if not isinstance(parts, list) or len(parts) != len(parsers):
+            raise ValueError("wrong shape")
+        return tuple(parse(part) for parse, part in zip(parsers, parts, strict=True))
     except (ValueError, TypeError, orjson.JSONDecodeError):
         raise Invalid("invalid cursor") from None
+
+
+TIME_AND_ID = (datetime.fromisoformat, uuid.UUID)
 
 
 def newest_first(query: Select, sort_col: Any, id_col: Any, page: PageParams) -> Select:
     """Order by (sort_col, id) descending, starting after the cursor; fetch one extra row."""
     if page.cursor:
-        sort_value, row_id = decode_cursor(page.cursor)
+        sort_value, row_id = decode_cursor(page.cursor, *TIME_AND_ID)
         query = query.where(tuple_(sort_col, id_col) < tuple_(sort_value, row_id))
     return query.order_by(sort_col.desc(), id_col.desc()).limit(page.limit + 1)
 
@@ -55,7 +63,7 @@ def newest_first(query: Select, sort_col: Any, id_col: Any, page: PageParams) ->
 def oldest_first(query: Select, sort_col: Any, id_col: Any, page: PageParams) -> Select:
     """Order by (sort_col, id) ascending, starting after the cursor; fetch one extra row."""
     if page.cursor:
-        sort_value, row_id = decode_cursor(page.cursor)
+        sort_value, row_id = decode_cursor(page.cursor, *TIME_AND_ID)
         query = query.where(tuple_(sort_col, id_col) > tuple_(sort_value, row_id))
     return query.order_by(sort_col.asc(), id_col.asc()).limit(page.limit + 1)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -36,7 +35,14 @@ from veritas.exams import service as exams
 from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.routes import exam_out
 from veritas.monitoring.models import MonitoringEvent
-from veritas.pagination import PageParams, oldest_first, page, page_params
+from veritas.pagination import (
+    PageParams,
+    decode_cursor,
+    encode_cursor,
+    oldest_first,
+    page,
+    page_params,
+)
 
 # Alerts are about what needs attention now; older ones are one `since` away.
 ALERT_WINDOW = timedelta(days=30)
@@ -206,20 +212,6 @@ async def attempt_monitoring(
     return result
 
 
-def _alert_cursor(row: Any) -> str:
-    raw = orjson.dumps([row.severity.value, row.created_at.isoformat(), str(row.id)])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _parse_alert_cursor(cursor: str) -> tuple[Severity, datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        severity, when, alert_id = orjson.loads(raw)
-        return Severity(severity), datetime.fromisoformat(when), uuid.UUID(alert_id)
-    except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise Invalid("invalid cursor") from None
-
-
 @teacher.get("/alerts")
 async def alerts(
     session: SessionDep, user: Staff, ctx: ContextDep, paging: Page,
@@ -241,7 +233,8 @@ async def alerts(
         query = query.where(c.kind == kind)
     key = (c.severity, c.created_at, c.id)
     if paging.cursor:
-        query = query.where(tuple_(*key) < tuple_(*_parse_alert_cursor(paging.cursor)))
+        after = decode_cursor(paging.cursor, Severity, datetime.fromisoformat, uuid.UUID)
+        query = query.where(tuple_(*key) < tuple_(*after))
     query = query.order_by(*(k.desc() for k in key)).limit(paging.limit + 1)
     rows = (await session.execute(query)).all()
     await audit.record(session, ctx, user.user_id, "view_student_data", "alerts", None,
@@ -250,7 +243,8 @@ async def alerts(
     rows = rows[: paging.limit]
     return {
         "items": [queries.alert_dict(row) for row in rows],
-        "next_cursor": _alert_cursor(rows[-1]) if has_more and rows else None,
+        "next_cursor": (encode_cursor(rows[-1].severity.value, rows[-1].created_at, rows[-1].id)
+                        if has_more and rows else None),
     }
 
 
