@@ -1,62 +1,88 @@
-"""POST /api/monitor/events and /api/monitor/events/batch: validate, authorize, queue, answer."""
+"""POST /api/monitor/events and /api/monitor/events/batch: validate, authorize, queue, answer.
+
+This is the hottest path of the product (tens of thousands of events a second), so it skips
+FastAPI's per-request machinery that costs more than the work itself: the body is decoded
+and validated in one pass by msgspec (C) instead of json.loads plus pydantic, and the caller
+is authenticated with the same `authenticate` the dependencies use, from the header directly.
+Errors are the same VeritasError answers as everywhere else.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
-from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from asyncpg.pgproto.pgproto import UUID as PgUUID
+from fastapi import APIRouter, Request, Response
 
-from veritas.db.base import Role, Severity
-from veritas.deps import CurrentUser, RuntimeDep
-from veritas.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
+from veritas.db.base import Role
+from veritas.deps import authenticate, runtime
+from veritas.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unauthorized
 from veritas.monitoring.ingest import AttemptInfo, Row, event_row_id
 from veritas.monitoring.rules import evaluate
+from veritas.runtime import Runtime
 
 router = APIRouter(prefix="/api/monitor", tags=["monitoring"])
 
 MAX_BATCH = 1000
 
-EventType = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]{1,64}$")]
 
-
-class EventIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    event_type: EventType
-    severity: Severity = Severity.normal
-    data: dict[str, Any] = Field(default_factory=dict)
-    event_id: uuid.UUID | None = None
+class EventIn(msgspec.Struct, kw_only=True):
+    event_type: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.]{1,64}$")]
+    severity: Literal["normal", "warning", "critical"] = "normal"
+    data: dict[str, Any] = {}
+    event_id: str | None = None  # a client UUID; parsed by asyncpg's C UUID, see _row
     client_timestamp: datetime | None = None
-    description: Annotated[str, Field(max_length=2000)] | None = None
+    description: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
 
 
-class SingleEventIn(EventIn):
+class SingleEventIn(EventIn, kw_only=True):
     attempt_id: uuid.UUID
 
 
-class BatchIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class BatchIn(msgspec.Struct):
     attempt_id: uuid.UUID
-    events: Annotated[list[EventIn], Field(min_length=1, max_length=MAX_BATCH)]
+    events: Annotated[list[EventIn], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
 
 
-class RecordedOut(BaseModel):
-    id: uuid.UUID
-    status: str
+_single_decoder = msgspec.json.Decoder(SingleEventIn)
+_batch_decoder = msgspec.json.Decoder(BatchIn)
 
 
-class BatchOut(BaseModel):
-    recorded: int
-    duplicates: int
+def _body_schema(struct: type) -> dict[str, Any]:
+    """The OpenAPI request body of a msgspec struct, its nested definitions inlined."""
+    (schema,), definitions = msgspec.json.schema_components([struct])
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if ref:
+                return inline(definitions[ref.rsplit("/", 1)[1]])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": inline(schema)}}}}
 
 
-async def _authorize(rt: RuntimeDep, user: CurrentUser, attempt_id: uuid.UUID) -> AttemptInfo:
+async def _decode(request: Request, decoder: msgspec.json.Decoder) -> Any:
+    try:
+        return decoder.decode(await request.body())
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise Invalid(f"invalid body: {exc}") from None
+
+
+async def _authorize(request: Request, rt: Runtime, attempt_id: uuid.UUID) -> AttemptInfo:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("not authenticated")
+    user = await authenticate(rt, token)
     if user.role not in (Role.student, Role.admin):
         raise Forbidden("only the attempt's student (or an admin) sends its events")
     info = await rt.ingestor.attempt(attempt_id)
@@ -79,10 +105,14 @@ def _row(info: AttemptInfo, event: EventIn, max_payload: int) -> Row:
         raise Invalid("NUL characters are not allowed in events")
     if len(payload) > max_payload:
         raise TooLarge(f"an event's data is over {max_payload // 1024} KiB")
-    event_id = event.event_id or uuid.uuid4()
-    anomaly, score, rule_text = evaluate(
-        event.event_type, event.severity.value, event.data, info.rules
-    )
+    if event.event_id is None:
+        event_id = PgUUID(uuid.uuid4().bytes)
+    else:
+        try:  # asyncpg's C UUID: canonical text (the dedup key) without uuid.UUID's cost
+            event_id = PgUUID(event.event_id)
+        except ValueError:
+            raise Invalid("event_id must be a UUID") from None
+    anomaly, score, rule_text = evaluate(event.event_type, event.severity, event.data, info.rules)
     client_ts = event.client_timestamp
     if client_ts is not None and client_ts.tzinfo is None:
         client_ts = client_ts.replace(tzinfo=UTC)
@@ -93,7 +123,7 @@ def _row(info: AttemptInfo, event: EventIn, max_payload: int) -> Row:
         student_id=info.student_id,
         event_id=event_id,
         event_type=event.event_type,
-        severity=event.severity.value,
+        severity=event.severity,
         data_payload=payload.decode(),
         is_anomaly=anomaly,
         anomaly_score=score,
@@ -107,11 +137,19 @@ def _json(status: int, body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-@router.post("/events", status_code=201, response_model=RecordedOut,
-             responses={200: {"model": RecordedOut, "description": "a duplicate, already stored"}})
-async def record_event(body: SingleEventIn, rt: RuntimeDep, user: CurrentUser) -> Response:
+RECORDED = {"content": {"application/json": {"schema": {
+    "type": "object", "properties": {"id": {"type": "string", "format": "uuid"},
+                                     "status": {"enum": ["recorded", "duplicate"]}}}}}}
+
+
+@router.post("/events", status_code=201, openapi_extra=_body_schema(SingleEventIn),
+             responses={201: {"description": "stored", **RECORDED},
+                        200: {"description": "a duplicate, already stored", **RECORDED}})
+async def record_event(request: Request) -> Response:
     started = time.perf_counter()
-    info = await _authorize(rt, user, body.attempt_id)
+    rt = runtime(request)
+    body: SingleEventIn = await _decode(request, _single_decoder)
+    info = await _authorize(request, rt, body.attempt_id)
     row = _row(info, body, rt.settings.max_event_payload_bytes)
     outcome = await rt.ingestor.write([row])
     if outcome.ended:
@@ -122,10 +160,15 @@ async def record_event(body: SingleEventIn, rt: RuntimeDep, user: CurrentUser) -
     return _json(200, {"id": str(row.id), "status": "duplicate"})
 
 
-@router.post("/events/batch", status_code=201, response_model=BatchOut)
-async def record_batch(body: BatchIn, rt: RuntimeDep, user: CurrentUser) -> Response:
+@router.post("/events/batch", status_code=201, openapi_extra=_body_schema(BatchIn),
+             responses={201: {"description": "stored", "content": {"application/json": {
+                 "schema": {"type": "object", "properties": {
+                     "recorded": {"type": "integer"}, "duplicates": {"type": "integer"}}}}}}})
+async def record_batch(request: Request) -> Response:
     started = time.perf_counter()
-    info = await _authorize(rt, user, body.attempt_id)
+    rt = runtime(request)
+    body: BatchIn = await _decode(request, _batch_decoder)
+    info = await _authorize(request, rt, body.attempt_id)
     limit = rt.settings.max_event_payload_bytes
     rows = [_row(info, event, limit) for event in body.events]
     outcome = await rt.ingestor.write(rows)
