@@ -118,15 +118,12 @@ def _row(info: AttemptInfo, event: EventIn, max_payload: int) -> Row:
         client_ts = client_ts.replace(tzinfo=UTC)
     return Row(
         id=event_row_id(info.id, event_id),
-        attempt_started_at=info.started_at,
         exam_attempt_id=info.id,
-        student_id=info.student_id,
         event_id=event_id,
         event_type=event.event_type,
         severity=event.severity,
         data_payload=payload.decode(),
-        is_anomaly=anomaly,
-        anomaly_score=score,
+        anomaly_score=score if anomaly else None,
         description=rule_text or event.description,
         analysis_notes=rule_text,
         client_timestamp=client_ts,
