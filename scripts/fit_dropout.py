@@ -20,6 +20,7 @@ from scipy.optimize import minimize
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import oulad_features as oulad  # noqa: E402
+
 from veritas.analysis import metrics  # noqa: E402
 from veritas.analysis.dropout import predict_risk, transform_feature  # noqa: E402
 from veritas.analysis.momentum import calculate_lmi  # noqa: E402
@@ -150,8 +151,8 @@ def evaluate(rows: list[oulad.Example], train: str, test: str) -> None:
             f"{metrics.precision_at_fraction(y, p, 0.10):.3f}  "
             f"{worst[2]:.3f} ({worst[0]}={worst[1]})"
         )
-        details.append((day, auc, groups, cohort, y, p, model["thresholds"]))
-    for day, auc, groups, cohort, y, p, thresholds in details:
+        details.append((day, auc, groups, y, p, model["thresholds"]))
+    for day, auc, groups, y, p, thresholds in details:
         print(f"\nday {day}: mean predicted {sum(p) / len(p):.3f}; label n withdrawn:", end="")
         for label, low, high in (
             ("safe", 0.0, thresholds["at_risk"]),
@@ -161,12 +162,16 @@ def evaluate(rows: list[oulad.Example], train: str, test: str) -> None:
             members = [yi for yi, pi in zip(y, p) if low <= pi < high]
             rate = sum(members) / len(members) if members else float("nan")
             print(f" {label} {len(members)} {rate:.3f};", end="")
-        print(f"\n  group AUCs (whole {auc:.3f}; ! = more than {GROUP_AUC_MARGIN} below,"
-              " ± = 1.96 standard errors):")
-        for column, value, group_auc, n, positives, se in groups:
+        print(
+            f"\n  group AUCs (whole {auc:.3f}; ! = more than {GROUP_AUC_MARGIN} below;"
+            " then the group minus the whole with its 95 % interval):"
+        )
+        for column, value, group_auc, n, positives, (low, high) in groups:
             flag = "!" if group_auc < auc - GROUP_AUC_MARGIN else " "
-            print(f"  {flag} {column:<10} {value:<8} {group_auc:.3f} ± {1.96 * se:.3f}"
-                  f"  (n={n}, withdrawn={positives})")
+            print(
+                f"  {flag} {column:<10} {value:<8} {group_auc:.3f}  {group_auc - auc:+.3f}"
+                f" [{low:+.3f}, {high:+.3f}]  (n={n}, withdrawn={positives})"
+            )
 
 
 def print_module_held_out_check(rows: list[oulad.Example], presentation: str) -> None:
@@ -187,24 +192,26 @@ def print_module_held_out_check(rows: list[oulad.Example], presentation: str) ->
         pairs = [(int(r.registration.withdrawn), float(p)) for r, p in scored if r.day == day]
         aucs.append(metrics.roc_auc([y for y, _ in pairs], [p for _, p in pairs]))
     shown = "  ".join(f"day {d}: {a:.3f}" for d, a in zip(oulad.CUTOFFS, aucs))
-    print(f"\nModule-held-out check in {presentation} ({', '.join(modules)}): {shown}"
-          f"  mean {sum(aucs) / len(aucs):.3f}")
+    print(
+        f"\nModule-held-out check in {presentation} ({', '.join(modules)}): {shown}"
+        f"  mean {sum(aucs) / len(aucs):.3f}"
+    )
 
 
 def group_aucs(
     cohort: list[oulad.Example], y: list[int], p: list[float]
-) -> list[tuple[str, str, float, int, int, float]]:
-    """Return (column, value, AUC, n, positives, standard error) for each demographic group."""
+) -> list[tuple[str, str, float, int, int, tuple[float, float]]]:
+    """Return (column, value, AUC, n, positives, 95 % interval of AUC minus whole) per group."""
     out = []
     for column in oulad.GROUP_COLUMNS:
         for value in sorted({r.registration.groups[column] for r in cohort}):
-            idx = [i for i, r in enumerate(cohort) if r.registration.groups[column] == value]
-            gy, gp = [y[i] for i in idx], [p[i] for i in idx]
+            member = [r.registration.groups[column] == value for r in cohort]
+            gy = [yi for yi, m in zip(y, member) if m]
             positives = sum(gy)
             if 0 < positives < len(gy):
-                auc = metrics.roc_auc(gy, gp)
-                se = _auc_se(auc, positives, len(gy) - positives)
-                out.append((column, value, auc, len(gy), positives, se))
+                auc = metrics.roc_auc(gy, [pi for pi, m in zip(p, member) if m])
+                _, low, high = metrics.subgroup_auc_gap(y, p, member)
+                out.append((column, value, auc, len(gy), positives, (low, high)))
     return out
 
 
@@ -240,17 +247,6 @@ def _r_squared(x: np.ndarray, y: np.ndarray) -> float:
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     residual = y - design @ coef
     return float(1 - residual.var() / y.var())
-
-
-def _auc_se(auc: float, positives: int, negatives: int) -> float:
-    # Hanley & McNeil (1982): enough to tell a real gap from a small group's noise.
-    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    var = (
-        auc * (1 - auc)
-        + (positives - 1) * (q1 - auc * auc)
-        + (negatives - 1) * (q2 - auc * auc)
-    )
-    return math.sqrt(max(var, 0.0) / (positives * negatives))
 
 
 def _resolved_spec(name: str, spec: dict, rows: list[oulad.Example]) -> dict:

@@ -1,6 +1,8 @@
 import json
 import math
+import random
 from dataclasses import fields, replace
+from datetime import UTC, date, datetime
 from importlib import resources
 
 import pytest
@@ -9,11 +11,13 @@ from veritas.analysis import metrics
 from veritas.analysis.dropout import (
     LABELS,
     AssessmentRecord,
+    CourseWork,
     RiskFeatures,
     StudentHistory,
     compute_class_means,
     detect_dropout,
     features_at,
+    history_from_course,
     predict_risk,
 )
 
@@ -262,8 +266,62 @@ def test_precision_at_fraction():
     assert metrics.precision_at_fraction(y, [0.5] * 10, 0.10) == pytest.approx(0.2)
 
 
+def test_subgroup_auc_gap_is_the_difference_of_the_two_aucs():
+    y = [0, 0, 1, 1, 0, 1, 0, 1]
+    p = [0.1, 0.4, 0.35, 0.8, 0.3, 0.2, 0.6, 0.9]
+    member = [True] * 4 + [False] * 4
+    gap, low, high = metrics.subgroup_auc_gap(y, p, member)
+    assert gap == pytest.approx(metrics.roc_auc(y[:4], p[:4]) - metrics.roc_auc(y, p))
+    assert low < gap < high
+    # The whole against itself: no gap and no uncertainty about it.
+    assert metrics.subgroup_auc_gap(y, p, [True] * 8) == (0, 0, 0)
+
+
+def test_subgroup_auc_gap_interval_matches_a_bootstrap():
+    rng = random.Random(0)
+    y = [int(rng.random() < 0.2) for _ in range(600)]
+    member = [rng.random() < 0.25 for _ in y]
+    p = [rng.gauss(0.8 * label, 1) for label in y]
+    gap, low, high = metrics.subgroup_auc_gap(y, p, member)
+    gaps = []
+    while len(gaps) < 300:
+        pick = [rng.randrange(len(y)) for _ in y]
+        gy, gp = [y[i] for i in pick], [p[i] for i in pick]
+        inside = [i for i in pick if member[i]]
+        iy, ip = [y[i] for i in inside], [p[i] for i in inside]
+        if 0 < sum(iy) < len(iy):
+            gaps.append(metrics.roc_auc(iy, ip) - metrics.roc_auc(gy, gp))
+    mean = sum(gaps) / len(gaps)
+    sd = math.sqrt(sum((g - mean) ** 2 for g in gaps) / (len(gaps) - 1))
+    assert (high - low) / 2 == pytest.approx(1.96 * sd, rel=0.2)
+
+
 def test_metrics_refuse_degenerate_input():
     with pytest.raises(ValueError):
         metrics.roc_auc([1, 1], [0.2, 0.3])
     with pytest.raises(ValueError):
         metrics.brier([0, 1], [0.5])
+
+
+def test_history_from_stored_work_keeps_due_days_of_handed_in_exams() -> None:
+    # What the analysis pipeline and the eval both build from stored exams and attempts: an
+    # exam handed in keeps its due day, so on-time work is neither missed nor late.
+    def at(day: int, hour: int = 0) -> datetime:
+        return datetime(2026, 2, 1 + day, hour, tzinfo=UTC)
+
+    work = [
+        CourseWork("on-time", due_at=at(10), weight=2.0, completed_at=at(9, 15), percentage=80),
+        CourseWork("late", due_at=at(12), weight=1.0, completed_at=at(15), percentage=60),
+        CourseWork("missed", due_at=at(14), weight=1.0),
+        CourseWork("later", due_at=at(25), weight=5.0),
+        CourseWork("undated", due_at=None, weight=1.0, completed_at=at(11), percentage=70),
+    ]
+    history = history_from_course(work, date(2026, 2, 1), load=2.0)
+    days = {a.assessment_id: (a.due_day, a.submitted_day) for a in history.assessments}
+    assert days == {"on-time": (10, 9), "late": (12, 15), "missed": (14, None),
+                    "later": (25, None), "undated": (None, 11)}
+    on_day_11 = features_at(history, 11)
+    assert on_day_11.missed_share == 0.0 and on_day_11.mean_days_late == 0.0
+    on_day_20 = features_at(history, 20)
+    assert on_day_20.missed_share == pytest.approx(1 / 4)  # "missed" of weights 2 + 1 + 1
+    assert on_day_20.mean_days_late == pytest.approx(3 / 2)

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 from tests.oulad.helpers import FIXTURE
 
 from veritas.config import asyncpg_dsn
@@ -19,6 +20,7 @@ from veritas.oulad.evaluate import Enrolment, load_enrolments, score_cohorts
 
 CUTOFFS = (30, 60, 90, 120)
 METRICS = {"n", "base_rate", "roc_auc", "pr_auc", "brier", "precision_at_10", "group_auc"}
+GROUPS = {"gender", "age_band", "disability", "imd_band"}
 
 
 def _expected_cohorts(presentation: str = "2013J") -> dict[int, set[str]]:
@@ -28,7 +30,8 @@ def _expected_cohorts(presentation: str = "2013J") -> dict[int, set[str]]:
     out = {}
     for day in CUTOFFS:
         out[day] = {
-            r["id_student"] for r in rows
+            r["id_student"]
+            for r in rows
             if (not r["date_registration"] or int(r["date_registration"]) <= day)
             and (not r["date_unregistration"] or int(r["date_unregistration"]) > day)
         }
@@ -46,9 +49,23 @@ async def _enrolments(url: str) -> list[Enrolment]:
 def test_eval_command_prints_a_table_and_one_json_line(imported: str) -> None:
     env = {**os.environ, "DATABASE_URL": imported, "BCRYPT_ROUNDS": "4"}
     result = subprocess.run(
-        [sys.executable, "-m", "veritas.cli", "eval", "dropout", str(FIXTURE),
-         "--cutoffs", "30,60,90,120", "--test-presentations", "2013J"],
-        env=env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "veritas.cli",
+            "eval",
+            "dropout",
+            str(FIXTURE),
+            "--cutoffs",
+            "30,60,90,120",
+            "--test-presentations",
+            "2013J",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert "ROC-AUC" in result.stdout and "gender=F" in result.stdout
@@ -56,11 +73,20 @@ def test_eval_command_prints_a_table_and_one_json_line(imported: str) -> None:
     assert list(figures) == ["30", "60", "90", "120"]
     expected = _expected_cohorts()
     for day, m in figures.items():
-        assert set(m) == METRICS
+        # The contract's keys, plus each group's size and its gap to the whole with an interval.
+        assert set(m) == METRICS | {"group_gap"}
         assert m["n"] == len(expected[int(day)])
         for name in ("base_rate", "roc_auc", "pr_auc", "brier", "precision_at_10"):
             assert 0 <= m[name] <= 1
-        assert set(m["group_auc"]) == {"gender", "age_band", "disability", "imd_band"}
+        assert set(m["group_auc"]) == set(m["group_gap"]) == GROUPS
+        for column, gaps in m["group_gap"].items():
+            assert sum(g["n"] for g in gaps.values()) == m["n"]
+            for value, g in gaps.items():
+                auc = m["group_auc"][column][value]
+                assert (g["gap"] is None) == (auc is None)
+                if auc is not None:
+                    assert g["gap"] == pytest.approx(auc - m["roc_auc"], abs=2e-4)
+                    assert g["ci95"][0] <= g["gap"] <= g["ci95"][1]
     # The import inside eval is the same idempotent import: nothing new the second time.
     assert "0 new" in result.stderr
 
@@ -88,19 +114,24 @@ def test_the_cohort_is_who_is_still_registered_on_the_day(imported: str) -> None
 def _truncated(enrolment: Enrolment, day: int) -> Enrolment:
     """The enrolment as it stood at the end of `day`: later submissions never happened."""
     records = tuple(
-        a if a.submitted_day is not None and a.submitted_day <= day
+        a
+        if a.submitted_day is not None and a.submitted_day <= day
         else replace(a, submitted_day=None, score=None, banked=False)
-        for a in enrolment.history.assessments)
+        for a in enrolment.history.assessments
+    )
     return replace(enrolment, history=replace(enrolment.history, assessments=records))
 
 
 def test_features_never_use_work_after_the_cutoff(imported: str) -> None:
     enrolments = asyncio.run(_enrolments(imported))
     for day in CUTOFFS:
-        full = {s.enrolment.student: (s.features, s.probability)
-                for s in score_cohorts(enrolments, day)}
-        cut = {s.enrolment.student: (s.features, s.probability)
-               for s in score_cohorts([_truncated(e, day) for e in enrolments], day)}
+        full = {
+            s.enrolment.student: (s.features, s.probability) for s in score_cohorts(enrolments, day)
+        }
+        cut = {
+            s.enrolment.student: (s.features, s.probability)
+            for s in score_cohorts([_truncated(e, day) for e in enrolments], day)
+        }
         assert full == cut
 
 
@@ -114,28 +145,36 @@ def test_changing_the_database_after_the_cutoff_changes_nothing(imported: str) -
         try:
             before = await load_enrolments(conn, ["2013J"])
             first = await conn.fetchval(
-                "SELECT (metadata->>'presentation_start')::date FROM exams"
-                " WHERE external_ref = 'oulad:assessment:14996'")
+                "SELECT (metadata->>'course_start')::date FROM exams"
+                " WHERE external_ref = 'oulad:assessment:14996'"
+            )
             start = datetime(first.year, first.month, first.day, tzinfo=UTC)
             # Every mark handed in after the day is reversed...
             changed = await conn.execute(
                 "UPDATE exam_attempts a SET score = 100 - a.score, percentage = 100 - a.percentage"
                 " FROM exams e WHERE e.id = a.exam_id AND e.topic = 'BBB-2013J'"
-                " AND a.completed_at > $1 AND a.score IS NOT NULL", start + timedelta(days=day))
+                " AND a.completed_at > $1 AND a.score IS NOT NULL",
+                start + timedelta(days=day),
+            )
             assert int(changed.split()[-1]) > 0
             # ...and a student in the cohort hands in, on day 61, work they had missed.
             missing = next(
-                (e, a) for e in before if e.unregistration_day is None
+                (e, a)
+                for e in before
+                if e.unregistration_day is None
                 for a in e.history.assessments
-                if a.due_day is not None and a.due_day <= day and a.submitted_day is None)
+                if a.due_day is not None and a.due_day <= day and a.submitted_day is None
+            )
             enrolment, record = missing
             await conn.execute(
                 "INSERT INTO exam_attempts (exam_id, student_id, status, score, max_score,"
                 " percentage, passed, started_at, expires_at, completed_at)"
                 " SELECT $1::uuid, u.id, 'completed', 95, 100, 95, true, $3, $3, $3"
                 " FROM users u WHERE u.external_ref = $2",
-                record.assessment_id, f"oulad:student:{enrolment.student}",
-                start + timedelta(days=day + 1))
+                record.assessment_id,
+                f"oulad:student:{enrolment.student}",
+                start + timedelta(days=day + 1),
+            )
             after = await load_enrolments(conn, ["2013J"])
         finally:
             await tx.rollback()

@@ -1,7 +1,9 @@
 """Dropout risk: an explainable, calibrated logistic scorecard of what is known on a given day.
 
-Pipeline: StudentHistory (plain data) -> features_at(history, day, class_means) -> RiskFeatures
--> predict_risk(features) -> RiskAssessment. Coefficients, transforms, imputations and label
+Pipeline: stored exams and attempts (CourseWork) -> history_from_course(...) -> StudentHistory
+(plain data) -> features_at(history, day, class_means) -> RiskFeatures -> predict_risk(features)
+-> RiskAssessment. The analysis pipeline and `veritas eval dropout` both enter at
+history_from_course, so what is evaluated is what production computes. Coefficients, transforms, imputations and label
 thresholds are read from dropout_model.json, written by scripts/fit_dropout.py; the method and
 its out-of-sample figures are in docs/momentum-and-risk.md.
 
@@ -14,6 +16,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -43,6 +46,50 @@ class StudentHistory:
     registration_day: int | None = None  # negative: registered before the course started
     load: float | None = None  # concurrent study load in full-course equivalents
     previous_attempts: int = 0  # earlier attempts at this same course
+
+
+@dataclass(frozen=True)
+class CourseWork:
+    """One exam of a student's course as Veritas stores it, with the student's first
+    completed attempt at it (if any)."""
+
+    exam_id: str
+    due_at: datetime | None
+    weight: float
+    completed_at: datetime | None = None  # None: not handed in (or no time recorded)
+    percentage: float | None = None
+    banked: bool = False
+
+
+def course_day(moment: datetime | None, start: date) -> int | None:
+    """The whole day of the course `moment` falls on (day 0 is `start`), in UTC."""
+    if moment is None:
+        return None
+    return (moment.astimezone(UTC).date() - start).days
+
+
+def history_from_course(
+    work: Iterable[CourseWork], start: date, *, registration_day: int | None = None,
+    load: float | None = None, previous_attempts: int = 0,
+) -> StudentHistory:
+    """The StudentHistory of stored exams and attempts, days counted from `start`."""
+    return StudentHistory(
+        assessments=tuple(
+            AssessmentRecord(
+                assessment_id=w.exam_id,
+                due_day=course_day(w.due_at, start),
+                weight=w.weight,
+                # A result without a submission time cannot be placed before any cutoff.
+                submitted_day=course_day(w.completed_at, start),
+                score=w.percentage,
+                banked=w.banked,
+            )
+            for w in work
+        ),
+        registration_day=registration_day,
+        load=load,
+        previous_attempts=previous_attempts,
+    )
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,14 @@ what `veritas recompute` runs for every student).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from statistics import fmean
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -90,15 +91,35 @@ def _responses(attempt: ExamAttempt) -> dict[str, Any]:
     return data.get("responses") or (drafts[-1]["responses"] if drafts else {})
 
 
+def _course_start(exams: list[Any], first_attempt: datetime) -> date:
+    """Day 0 of the student's course: the earliest `course_start` (ISO date) their subjects'
+    exams declare in metadata, else the day of their first completed attempt."""
+    declared = []
+    for exam in exams:
+        value = (exam.metadata_ or {}).get("course_start")
+        with contextlib.suppress(TypeError, ValueError):
+            declared.append(date.fromisoformat(value))
+    return min(declared) if declared else first_attempt.astimezone(UTC).date()
+
+
+def _weight(metadata: dict[str, Any] | None) -> float:
+    """An exam's share of its course grade from `metadata.weight`; 1 when not given."""
+    value = (metadata or {}).get("weight")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return 1.0
+
+
 async def _risk(session: AsyncSession, student_id: uuid.UUID) -> tuple[Any, Any]:
     """Momentum and dropout risk of a student from every completed attempt so far.
 
-    The student's course is every published exam with a due date in the subjects they take;
-    day 0 is their first attempt; class means are each exam's mean percentage.
+    The student's course is every published exam in the subjects they have taken exams in,
+    plus those exams themselves; days count from _course_start; class means are each exam's
+    mean percentage. The history is built by dropout.history_from_course, as in the eval.
     """
     attempts = (await session.execute(
         select(ExamAttempt.exam_id, ExamAttempt.percentage, ExamAttempt.completed_at,
-               Exam.subject)
+               ExamAttempt.metadata_, Exam.subject)
         .join(Exam, Exam.id == ExamAttempt.exam_id)
         .where(ExamAttempt.student_id == student_id,
                ExamAttempt.status == AttemptStatus.completed)
@@ -107,30 +128,33 @@ async def _risk(session: AsyncSession, student_id: uuid.UUID) -> tuple[Any, Any]
     lmi = momentum.calculate_lmi([a.percentage for a in attempts if a.percentage is not None])
     if not attempts:
         return lmi, None
-    first = attempts[0].completed_at
-    subjects = {a.subject for a in attempts}
-    due_exams = (await session.execute(
-        select(Exam.id, Exam.due_at).where(Exam.subject.in_(subjects), Exam.is_published,
-                                            Exam.due_at.is_not(None))
+    done: dict[uuid.UUID, Any] = {}
+    for attempt in attempts:  # the first completed attempt at each exam counts
+        done.setdefault(attempt.exam_id, attempt)
+    exams = (await session.execute(
+        select(Exam.id, Exam.due_at, Exam.metadata_)
+        .where(or_(Exam.id.in_(done), and_(Exam.subject.in_({a.subject for a in attempts}),
+                                           Exam.is_published)))
     )).all()
     means = dict((await session.execute(
         select(ExamAttempt.exam_id, func.avg(ExamAttempt.percentage))
-        .where(ExamAttempt.exam_id.in_({a.exam_id for a in attempts}),
-               ExamAttempt.status == AttemptStatus.completed)
+        .where(ExamAttempt.exam_id.in_(done), ExamAttempt.status == AttemptStatus.completed)
         .group_by(ExamAttempt.exam_id)
     )).all())
-
-    def day(when: datetime) -> int:
-        return (when - first).days
-
-    done = {a.exam_id: a for a in attempts}
-    records = [dropout.AssessmentRecord(str(a.exam_id), None, 1.0, day(a.completed_at),
-                                        a.percentage) for a in done.values()]
-    records += [dropout.AssessmentRecord(str(exam_id), day(due_at), 1.0)
-                for exam_id, due_at in due_exams if exam_id not in done]
-    history = dropout.StudentHistory(tuple(records), registration_day=0,
-                                     load=float(len(subjects)))
-    today = max(0, day(datetime.now(UTC)))
+    first = next((a.completed_at for a in attempts if a.completed_at), datetime.now(UTC))
+    start = _course_start(exams, first)
+    work = []
+    for exam in exams:
+        attempt = done.get(exam.id)
+        work.append(dropout.CourseWork(
+            exam_id=str(exam.id), due_at=exam.due_at, weight=_weight(exam.metadata_),
+            completed_at=attempt.completed_at if attempt else None,
+            percentage=attempt.percentage if attempt else None,
+            banked=bool(attempt and (attempt.metadata_ or {}).get("banked")),
+        ))
+    history = dropout.history_from_course(
+        work, start, load=float(len({a.subject for a in attempts})))
+    today = max(0, dropout.course_day(datetime.now(UTC), start) or 0)
     features = dropout.features_at(history, today, {str(k): float(v) for k, v in means.items()
                                                     if v is not None})
     return lmi, dropout.predict_risk(features)

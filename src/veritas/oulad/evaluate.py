@@ -22,7 +22,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,11 +31,12 @@ import asyncpg
 
 from veritas.analysis import metrics
 from veritas.analysis.dropout import (
-    AssessmentRecord,
+    CourseWork,
     RiskFeatures,
     StudentHistory,
     compute_class_means,
     features_at,
+    history_from_course,
     predict_risk,
 )
 from veritas.config import asyncpg_dsn
@@ -79,13 +80,15 @@ def in_cohort(enrolment: Enrolment, day: int) -> bool:
     return registered is None or registered <= day
 
 
-async def load_enrolments(conn: asyncpg.Connection, presentations: Sequence[str]) -> list[Enrolment]:
+async def load_enrolments(
+    conn: asyncpg.Connection, presentations: Sequence[str]
+) -> list[Enrolment]:
     """Return the imported OULAD registrations on these presentations, built from the tables."""
     exams = await conn.fetch(
         """
         SELECT id, metadata->>'cohort' AS cohort, due_at,
                (metadata->>'weight')::float8 AS weight,
-               (metadata->>'presentation_start')::date AS start
+               (metadata->>'course_start')::date AS start
         FROM exams
         WHERE external_ref LIKE 'oulad:assessment:%'
           AND metadata->>'code_presentation' = ANY($1::text[])
@@ -125,36 +128,35 @@ async def load_enrolments(conn: asyncpg.Connection, presentations: Sequence[str]
     out = []
     for row in students:
         registration = json.loads(row["registration"])
-        records = []
+        work = []
         for exam in by_cohort.get(row["cohort"], []):
             attempt = handed_in.get((exam["id"], row["id"]))
-            completed = attempt["completed_at"] if attempt else None
-            records.append(AssessmentRecord(
-                assessment_id=str(exam["id"]),
-                due_day=_day(exam["due_at"], exam["start"]),
-                weight=exam["weight"],
-                # A result without a submission time cannot be placed before any cutoff.
-                submitted_day=_day(completed, exam["start"]),
-                score=attempt["percentage"] if attempt else None,
+            work.append(CourseWork(
+                exam_id=str(exam["id"]), due_at=exam["due_at"], weight=exam["weight"],
+                completed_at=attempt["completed_at"] if attempt else None,
+                percentage=attempt["percentage"] if attempt else None,
                 banked=bool(attempt and attempt["banked"]),
             ))
         credits = registration.get("studied_credits")
-        history = StudentHistory(
-            assessments=tuple(records),
+        starts = {exam["start"] for exam in by_cohort.get(row["cohort"], [])}
+        history = history_from_course(
+            work, min(starts) if starts else date.min,
             registration_day=registration.get("date_registration"),
             load=credits / CREDITS_PER_COURSE if credits is not None else None,
             previous_attempts=registration.get("num_of_prev_attempts") or 0,
         )
         demographics = registration.get("demographics") or {}
-        out.append(Enrolment(
-            student=row["student"],
-            module=registration["code_module"],
-            presentation=registration["code_presentation"],
-            history=history,
-            unregistration_day=registration.get("date_unregistration"),
-            withdrawn=registration.get("final_result") == "Withdrawn",
-            groups={c: demographics.get(c) or "unknown" for c in GROUP_COLUMNS},
-        ))
+        out.append(
+            Enrolment(
+                student=row["student"],
+                module=registration["code_module"],
+                presentation=registration["code_presentation"],
+                history=history,
+                unregistration_day=registration.get("date_unregistration"),
+                withdrawn=registration.get("final_result") == "Withdrawn",
+                groups={c: demographics.get(c) or "unknown" for c in GROUP_COLUMNS},
+            )
+        )
     return out
 
 
@@ -179,21 +181,30 @@ def score_cohorts(
 
 
 def cutoff_metrics(scored: Sequence[Scored]) -> dict[str, Any]:
-    """Return n, base rate, ROC-AUC, PR-AUC, Brier, precision at 10 % and AUC per group."""
+    """Return n, base rate, ROC-AUC, PR-AUC, Brier, precision at 10 % and AUC per group.
+
+    group_gap says, per group, its n, its withdrawals and its AUC minus the whole's with a
+    95 % interval, so that a low group AUC can be told from the noise of a small group.
+    """
     y = [int(s.enrolment.withdrawn) for s in scored]
     p = [s.probability for s in scored]
     both = 0 < sum(y) < len(y)  # the ranking metrics need a withdrawn and a staying student
     groups: dict[str, dict[str, float | None]] = {}
-    sizes: dict[str, dict[str, tuple[int, int]]] = {}
+    gaps: dict[str, dict[str, dict[str, Any]]] = {}
     for column in GROUP_COLUMNS:
-        values = sorted({s.enrolment.groups[column] for s in scored})
-        groups[column], sizes[column] = {}, {}
-        for value in values:
-            idx = [i for i, s in enumerate(scored) if s.enrolment.groups[column] == value]
-            gy, gp = [y[i] for i in idx], [p[i] for i in idx]
-            groups[column][value] = (_round(metrics.roc_auc(gy, gp))
-                                     if 0 < sum(gy) < len(gy) else None)
-            sizes[column][value] = (len(gy), sum(gy))
+        groups[column], gaps[column] = {}, {}
+        for value in sorted({s.enrolment.groups[column] for s in scored}):
+            member = [s.enrolment.groups[column] == value for s in scored]
+            gy = [yi for yi, m in zip(y, member) if m]
+            gap = {"n": len(gy), "withdrawn": sum(gy), "gap": None, "ci95": None}
+            groups[column][value] = None
+            if 0 < sum(gy) < len(gy):
+                groups[column][value] = _round(
+                    metrics.roc_auc(gy, [pi for pi, m in zip(p, member) if m])
+                )
+                difference, low, high = metrics.subgroup_auc_gap(y, p, member)
+                gap.update(gap=_round(difference), ci95=[_round(low), _round(high)])
+            gaps[column][value] = gap
     return {
         "n": len(y),
         "base_rate": _round(sum(y) / len(y)) if y else None,
@@ -202,7 +213,7 @@ def cutoff_metrics(scored: Sequence[Scored]) -> dict[str, Any]:
         "brier": _round(metrics.brier(y, p)) if y else None,
         "precision_at_10": _round(metrics.precision_at_fraction(y, p, 0.10)) if y else None,
         "group_auc": groups,
-        "_group_sizes": sizes,  # for the printed table; dropped from the JSON line
+        "group_gap": gaps,
         "_mean_p": sum(p) / len(p) if p else None,
         "_base": sum(y) / len(y) if y else None,  # unrounded, for the base-rate Brier
     }
@@ -217,36 +228,69 @@ def evaluate(
 
 def public(results: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Return the results without the printing helpers: the JSON line's content."""
-    return {day: {k: v for k, v in m.items() if not k.startswith("_")}
-            for day, m in results.items()}
+    return {
+        day: {k: v for k, v in m.items() if not k.startswith("_")} for day, m in results.items()
+    }
 
 
 def render_table(results: Mapping[str, Mapping[str, Any]]) -> str:
-    """Return the per-cutoff table and the per-group AUC table as text."""
+    """Return the per-cutoff table, the AUC per group and each group's gap with its interval."""
     lines = ["  day       n   base  ROC-AUC  PR-AUC   Brier  base-Brier  p@10%  mean p"]
     for day, m in results.items():
         base = m["_base"]
         lines.append(
             f"{day:>5} {m['n']:>7,}  {_f(base, 3)}    {_f(m['roc_auc'], 3)}   {_f(m['pr_auc'], 3)}"
             f"  {_f(m['brier'], 4)}      {_f(base * (1 - base) if base is not None else None, 4)}"
-            f"  {_f(m['precision_at_10'], 3)}   {_f(m['_mean_p'], 3)}")
+            f"  {_f(m['precision_at_10'], 3)}   {_f(m['_mean_p'], 3)}"
+        )
     days = list(results)
-    lines += ["", f"AUC per group ('!' = more than {GROUP_AUC_MARGIN} below the whole;"
-                  " n / withdrawn at the first cutoff)",
-              f"  {'group':<26}" + "".join(f"{'day ' + d:>11}" for d in days) + "   n / withdrawn"]
+    values = {
+        c: sorted({v for m in results.values() for v in m["group_auc"].get(c, {})})
+        for c in GROUP_COLUMNS
+    }
     first = results[days[0]] if days else {}
+    lines += [
+        "",
+        f"AUC per group ('!' = more than {GROUP_AUC_MARGIN} below the whole;"
+        " n / withdrawn at the first cutoff)",
+        f"  {'group':<26}" + "".join(f"{'day ' + d:>11}" for d in days) + "   n / withdrawn",
+    ]
     for column in GROUP_COLUMNS:
-        values = sorted({v for m in results.values() for v in m["group_auc"].get(column, {})})
-        for value in values:
+        for value in values[column]:
             cells = []
             for d in days:
                 auc = results[d]["group_auc"].get(column, {}).get(value)
                 whole = results[d]["roc_auc"]
-                flag = "!" if auc is not None and whole is not None and \
-                    auc < whole - GROUP_AUC_MARGIN else " "
+                flag = (
+                    "!"
+                    if auc is not None and whole is not None and auc < whole - GROUP_AUC_MARGIN
+                    else " "
+                )
                 cells.append(f"{_f(auc, 3):>10}{flag}")
-            n, w = first.get("_group_sizes", {}).get(column, {}).get(value, (0, 0))
-            lines.append(f"  {column + '=' + value:<26}" + "".join(cells) + f"   {n:,} / {w:,}")
+            size = first.get("group_gap", {}).get(column, {}).get(value, {})
+            lines.append(
+                f"  {column + '=' + value:<26}"
+                + "".join(cells)
+                + f"   {size.get('n', 0):,} / {size.get('withdrawn', 0):,}"
+            )
+    lines += [
+        "",
+        "Group AUC minus whole AUC, with its 95 % interval (DeLong; '*' = the whole"
+        " interval is below 0)",
+        f"  {'group':<26}" + "".join(f"{'day ' + d:>26}" for d in days),
+    ]
+    for column in GROUP_COLUMNS:
+        for value in values[column]:
+            cells = []
+            for d in days:
+                gap = results[d]["group_gap"].get(column, {}).get(value) or {}
+                if gap.get("gap") is None:
+                    cells.append(f"{'n/a':>26}")
+                    continue
+                low, high = gap["ci95"]
+                flag = "*" if high < 0 else " "
+                cells.append(f"{gap['gap']:>+9.3f} [{low:+.3f}, {high:+.3f}]{flag}")
+            lines.append(f"  {column + '=' + value:<26}" + "".join(cells))
     return "\n".join(lines)
 
 
@@ -260,9 +304,15 @@ def load_model(path: Path | None) -> tuple[dict[str, Any] | None, dict[str, Any]
 
 
 async def run_eval(
-    url: str, directory: Path, *, cutoffs: Sequence[int], train: Sequence[str] | None = None,
-    test: Sequence[str] | None = None, model_path: Path | None = None,
-    out: TextIO | None = None, err: TextIO | None = None,
+    url: str,
+    directory: Path,
+    *,
+    cutoffs: Sequence[int],
+    train: Sequence[str] | None = None,
+    test: Sequence[str] | None = None,
+    model_path: Path | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Import directory, score the test presentations at each cutoff, print the results."""
     out, err = out or sys.stdout, err or sys.stderr
@@ -274,10 +324,13 @@ async def run_eval(
     fitted_on = list((spec.get("trained_on") or {}).get("presentations") or [])
     train = list(train or fitted_on)
     if fitted_on and set(train) != set(fitted_on):
-        print(f"note: the model was fitted on {','.join(fitted_on)}; this command does not"
-              " refit, so --train-presentations is only reported. To evaluate a model fitted on"
-              " other presentations, write it with scripts/fit_dropout.py"
-              " --train-presentations ... --out FILE and pass --model FILE.", file=err)
+        print(
+            f"note: the model was fitted on {','.join(fitted_on)}; this command does not"
+            " refit, so --train-presentations is only reported. To evaluate a model fitted on"
+            " other presentations, write it with scripts/fit_dropout.py"
+            " --train-presentations ... --out FILE and pass --model FILE.",
+            file=err,
+        )
     if not test:
         test = [p for p in summary.presentations if p not in train]
         if not test:  # every presentation in DIR was trained on: score the latest, and say so
@@ -293,23 +346,21 @@ async def run_eval(
         raise ValueError(f"no imported OULAD registrations on {', '.join(test)}")
     results = evaluate(enrolments, cutoffs, model)
     source = str(model_path) if model_path else "shipped dropout_model.json"
-    print(f"Dropout risk, {source} (fitted on {','.join(fitted_on) or 'unknown'});"
-          f" train {','.join(train) or '-'} -> test {','.join(test)}"
-          f" ({len(enrolments):,} registrations)", file=out)
+    print(
+        f"Dropout risk, {source} (fitted on {','.join(fitted_on) or 'unknown'});"
+        f" train {','.join(train) or '-'} -> test {','.join(test)}"
+        f" ({len(enrolments):,} registrations)",
+        file=out,
+    )
     if overlap:
-        print(f"warning: in-sample — the model was fitted on {','.join(overlap)}; these figures"
-              " are not out-of-sample", file=out)
+        print(
+            f"warning: in-sample — the model was fitted on {','.join(overlap)}; these figures"
+            " are not out-of-sample",
+            file=out,
+        )
     print(render_table(results), file=out)
     print(json.dumps(public(results), separators=(",", ":")), file=out)
     return public(results)
-
-
-def _day(moment: datetime | None, start: date) -> int | None:
-    # Imported times are midnights UTC, so this is the OULAD day exactly; a product time of
-    # day counts towards the day it falls on.
-    if moment is None:
-        return None
-    return (moment.astimezone(UTC).date() - start).days
 
 
 def _round(value: float) -> float:

@@ -253,7 +253,7 @@ async def _write_exams(conn: asyncpg.Connection, data: Dataset, summary: ImportS
             metadata = {
                 "source": SOURCE, "id_assessment": a.id, "code_module": module,
                 "code_presentation": presentation, "cohort": cohort, "assessment_type": a.kind,
-                "date": a.day, "weight": a.weight, "presentation_start": start.date().isoformat(),
+                "date": a.day, "weight": a.weight, "course_start": start.date().isoformat(),
                 "presentation_length": data.lengths.get((module, presentation)),
             }
             due_text = f"due day {a.day}" if a.day is not None else "no fixed due date"
