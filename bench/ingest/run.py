@@ -247,13 +247,16 @@ async def phase_naive(run: Run) -> dict[str, Any]:
 
 
 async def open_step(run: Run, load: LoadProcess, server: Server, rate: float, batch: int,
-                    share: float) -> dict[str, Any]:
+                    share: float, *, stores: bool = True) -> dict[str, Any]:
     """One step of the open-loop student load at `rate` events/s."""
     duration = run.args.step_seconds
     with run.meter(server.proc.pid, load.proc.pid) as cpu:
         result, acked = load.run({"op": "open", "rate": rate, "batch": batch,
                                   "single_share": share, "duration": duration})
     out = _summary(result, duration, cpu)
+    if not stores:  # the HTTP floor answers without storing: nothing to reconcile
+        out["offered_per_s"] = rate
+        return out
     out.update(await reconcile(run.url, result["sent"], acked))
     out["offered_per_s"] = rate
     out["sustained"] = (all(k.startswith("2") for k in result["status"])
@@ -312,6 +315,24 @@ async def phase_veritas(run: Run) -> dict[str, Any]:
         server.stop()
 
 
+async def phase_floor(run: Run, rate: float) -> dict[str, Any]:
+    """(d) The HTTP floor: floor_app.py, which stores nothing, under Veritas's best step.
+
+    What uvicorn, the kernel and the load generator cost per event at the same rate and mix:
+    the share of Veritas's server CPU that is not the application's doing.
+    """
+    args = run.args
+    server = Server("bench.ingest.floor_app:create_app", run.env, args.workers, "/readyz")
+    load = LoadProcess(server.port, run.tokens, run.attempts)
+    try:
+        load.command({"op": "connect"})
+        return await open_step(run, load, server, rate, args.batch, args.single_share,
+                               stores=False)
+    finally:
+        load.close()
+        server.stop()
+
+
 # --- the report -------------------------------------------------------------------------------
 
 def _errors(step: dict[str, Any]) -> str:
@@ -348,6 +369,14 @@ def report(results: dict[str, Any], args: Any, idle: float) -> dict[str, Any]:
             f"p99 {best['batch']['p99_ms']} ms; single posts p99 {best['single']['p99_ms']} ms")
     elif ver:
         log("(c) Veritas   no step sustained")
+    floor = results.get("floor")
+    if floor and best:
+        log(f"(d) floor     {floor['events_per_s']:>9,.0f} ev/s  p50 {floor['p50_ms']:>7} p95 "
+            f"{floor['p95_ms']:>7} p99 {floor['p99_ms']:>7} ms | cores {floor['cpu_cores']}, "
+            f"CPU us/event {floor['cpu_us_per_event']}\n{'':<14}[an app that answers without "
+            f"doing anything, same uvicorn, load and rate: HTTP alone is "
+            f"{floor['cpu_us_per_event']['server'] / best['cpu_us_per_event']['server']:.0%} "
+            f"of Veritas's server CPU per event]")
     if ver:
         s = ver["single"]
         log(f"{'':<14}single posts alone at {args.single_rate:,.0f} events/s: p50 "
@@ -373,6 +402,8 @@ def report(results: dict[str, Any], args: Any, idle: float) -> dict[str, Any]:
         "batch_p99_ms": best["batch"]["p99_ms"] if best else None,
         "lost": sum(r["lost"] for r in phases),
         "duplicated": sum(r["duplicated"] for r in phases),
+        "floor_server_us_per_event": floor["cpu_us_per_event"]["server"] if floor else None,
+        "veritas_server_us_per_event": best["cpu_us_per_event"]["server"] if best else None,
         "busy_before_cores": idle,
     }
     print(json.dumps(summary), flush=True)
@@ -436,6 +467,10 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "veritas" in only:
             log("(c) Veritas over HTTP")
             results["veritas"] = await phase_veritas(run)
+            best = results["veritas"]["best"]
+            if best:
+                log("(d) the HTTP floor at Veritas's best step")
+                results["floor"] = await phase_floor(run, best["offered_per_s"])
     finally:
         if not args.keep_db:
             await drop_database(base, name)
