@@ -325,3 +325,19 @@ def test_history_from_stored_work_keeps_due_days_of_handed_in_exams() -> None:
     on_day_20 = features_at(history, 20)
     assert on_day_20.missed_share == pytest.approx(1 / 4)  # "missed" of weights 2 + 1 + 1
     assert on_day_20.mean_days_late == pytest.approx(3 / 2)
+
+
+def test_course_start_and_weight_come_from_exam_metadata() -> None:
+    from types import SimpleNamespace
+
+    from veritas.analysis.service import _course_start, _weight
+
+    first = datetime(2026, 3, 9, 14, tzinfo=UTC)
+    exams = [SimpleNamespace(metadata_={"course_start": "2026-02-01"}),
+             SimpleNamespace(metadata_={"course_start": "2026-01-15"}),
+             SimpleNamespace(metadata_={"course_start": 20260101}),  # not a date: ignored
+             SimpleNamespace(metadata_=None)]
+    assert _course_start(exams, first) == date(2026, 1, 15)
+    assert _course_start([SimpleNamespace(metadata_={})], first) == date(2026, 3, 9)
+    assert _weight({"weight": 20}) == 20.0 and _weight({"weight": 0}) == 0.0
+    assert _weight({"weight": -1}) == _weight({"weight": True}) == _weight(None) == 1.0

@@ -131,14 +131,14 @@ async def _risk(session: AsyncSession, student_id: uuid.UUID) -> tuple[Any, Any]
     done: dict[uuid.UUID, Any] = {}
     for attempt in attempts:  # the first completed attempt at each exam counts
         done.setdefault(attempt.exam_id, attempt)
+    subjects = list({a.subject for a in attempts})
     exams = (await session.execute(
         select(Exam.id, Exam.due_at, Exam.metadata_)
-        .where(or_(Exam.id.in_(done), and_(Exam.subject.in_({a.subject for a in attempts}),
-                                           Exam.is_published)))
+        .where(or_(Exam.id.in_(list(done)), and_(Exam.subject.in_(subjects), Exam.is_published)))
     )).all()
     means = dict((await session.execute(
         select(ExamAttempt.exam_id, func.avg(ExamAttempt.percentage))
-        .where(ExamAttempt.exam_id.in_(done), ExamAttempt.status == AttemptStatus.completed)
+        .where(ExamAttempt.exam_id.in_(list(done)), ExamAttempt.status == AttemptStatus.completed)
         .group_by(ExamAttempt.exam_id)
     )).all())
     first = next((a.completed_at for a in attempts if a.completed_at), datetime.now(UTC))
@@ -153,7 +153,7 @@ async def _risk(session: AsyncSession, student_id: uuid.UUID) -> tuple[Any, Any]
             banked=bool(attempt and (attempt.metadata_ or {}).get("banked")),
         ))
     history = dropout.history_from_course(
-        work, start, load=float(len({a.subject for a in attempts})))
+        work, start, load=float(len(subjects)))
     today = max(0, dropout.course_day(datetime.now(UTC), start) or 0)
     features = dropout.features_at(history, today, {str(k): float(v) for k, v in means.items()
                                                     if v is not None})
