@@ -81,6 +81,10 @@ def test_ownership_and_state_errors(api: Api, admin: dict) -> None:
     other = api.user()
     event = {"attempt_id": attempt["attempt_id"], "event_type": "heartbeat", "data": {}}
     assert api.post("/api/monitor/events", json=event).status_code == 401
+    # Who is asking is settled before the body: a stranger learns nothing from validation.
+    assert api.post("/api/monitor/events/batch", content=b"{").status_code == 401
+    assert api.post("/api/monitor/events/batch", content=b"{",
+                    headers=teacher["headers"]).status_code == 403
     assert api.post("/api/monitor/events", json=event,
                     headers=other["headers"]).status_code in (403, 404)
     assert api.post("/api/monitor/events", json=event,

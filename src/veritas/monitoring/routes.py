@@ -19,6 +19,7 @@ import orjson
 from asyncpg.pgproto.pgproto import UUID as PgUUID
 from fastapi import APIRouter, Request, Response
 
+from veritas.auth import tokens
 from veritas.db.base import Role
 from veritas.deps import authenticate, runtime
 from veritas.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unauthorized
@@ -78,13 +79,18 @@ async def _decode(request: Request, decoder: msgspec.json.Decoder) -> Any:
         raise Invalid(f"invalid body: {exc}") from None
 
 
-async def _authorize(request: Request, rt: Runtime, attempt_id: uuid.UUID) -> AttemptInfo:
+async def _caller(request: Request, rt: Runtime) -> tokens.Claims:
+    """The authenticated sender, before the body is read: 401/403 come before any 422."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("not authenticated")
     user = await authenticate(rt, token)
     if user.role not in (Role.student, Role.admin):
         raise Forbidden("only the attempt's student (or an admin) sends its events")
+    return user
+
+
+async def _attempt(rt: Runtime, user: tokens.Claims, attempt_id: uuid.UUID) -> AttemptInfo:
     info = await rt.ingestor.attempt(attempt_id)
     if info is None or (user.role is Role.student and info.student_id != user.user_id):
         raise NotFound("attempt not found")
@@ -145,8 +151,9 @@ RECORDED = {"content": {"application/json": {"schema": {
 async def record_event(request: Request) -> Response:
     started = time.perf_counter()
     rt = runtime(request)
+    user = await _caller(request, rt)
     body: SingleEventIn = await _decode(request, _single_decoder)
-    info = await _authorize(request, rt, body.attempt_id)
+    info = await _attempt(rt, user, body.attempt_id)
     row = _row(info, body, rt.settings.max_event_payload_bytes)
     outcome = await rt.ingestor.write([row])
     if outcome.ended:
@@ -164,8 +171,9 @@ async def record_event(request: Request) -> Response:
 async def record_batch(request: Request) -> Response:
     started = time.perf_counter()
     rt = runtime(request)
+    user = await _caller(request, rt)
     body: BatchIn = await _decode(request, _batch_decoder)
-    info = await _authorize(request, rt, body.attempt_id)
+    info = await _attempt(rt, user, body.attempt_id)
     limit = rt.settings.max_event_payload_bytes
     rows = [_row(info, event, limit) for event in body.events]
     outcome = await rt.ingestor.write(rows)
