@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -265,6 +266,34 @@ async def open_step(run: Run, load: LoadProcess, server: Server, rate: float, ba
     return out
 
 
+GC_BUCKET = re.compile(
+    r'veritas_latency_seconds_bucket\{pid="(\d+)",op="gc_generation_(\d)",le="([^"]+)"\} (\d+)')
+
+
+def gc_pauses(port: int, workers: int) -> dict[str, dict[str, int]]:
+    """Garbage collections per generation in the server processes since they started, and
+    how many paused the process for over 50 ms, from /metrics (each process answers for
+    itself, so it is asked until every process has answered)."""
+    pages: dict[str, str] = {}
+    for _ in range(100):
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        pid = re.search(r'pid="(\d+)"', text)
+        if pid:
+            pages[pid.group(1)] = text
+        if len(pages) >= workers:
+            break
+    out: dict[str, dict[str, int]] = {}
+    for text in pages.values():
+        for _, gen, le, n in GC_BUCKET.findall(text):
+            counts = out.setdefault(f"gen{gen}", {"collections": 0, "over_50ms": 0})
+            if le == "+Inf":
+                counts["collections"] += int(n)
+                counts["over_50ms"] += int(n)
+            elif le == "0.05":
+                counts["over_50ms"] -= int(n)
+    return out
+
+
 async def phase_veritas(run: Run) -> dict[str, Any]:
     """(c) Veritas: single events at --single-rate, then the student mix stepped up."""
     args = run.args
@@ -309,7 +338,8 @@ async def phase_veritas(run: Run) -> dict[str, Any]:
             if time.monotonic() > args.deadline or rate < 100:
                 log("  (stopping: time budget spent)" if rate >= 100 else "  (stopping)")
                 break
-        return {"single": single, "steps": steps, "best": best, "nominal_per_s": nominal}
+        return {"single": single, "steps": steps, "best": best, "nominal_per_s": nominal,
+                "gc": gc_pauses(server.port, args.workers)}
     finally:
         load.close()
         server.stop()
@@ -378,6 +408,7 @@ def report(results: dict[str, Any], args: Any, idle: float) -> dict[str, Any]:
             f"{floor['cpu_us_per_event']['server'] / best['cpu_us_per_event']['server']:.0%} "
             f"of Veritas's server CPU per event]")
     if ver:
+        log(f"{'':<14}garbage collections in the server processes over the phase: {ver['gc']}")
         s = ver["single"]
         log(f"{'':<14}single posts alone at {args.single_rate:,.0f} events/s: p50 "
             f"{s['p50_ms']} p95 {s['p95_ms']} p99 {s['p99_ms']} ms")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -48,3 +51,18 @@ class Metrics:
             lines.append(f"# TYPE veritas_{name} gauge")
             lines.append(f'veritas_{name}{{pid="{pid}"}} {value}')
         return "\n".join(lines) + "\n"
+
+
+def collection_timer(metrics: Metrics) -> Callable[[str, dict[str, Any]], None]:
+    """A gc.callbacks entry that observes each collection's pause as op="gc_generation_N":
+    every request in the process waits while one runs."""
+    started = 0.0
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            metrics.observe(f"gc_generation_{info['generation']}", time.perf_counter() - started)
+
+    return callback
