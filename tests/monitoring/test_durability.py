@@ -76,16 +76,21 @@ class Students:
                     retry = next((u for u in self.unacked if u[0] == index), None)
                     if retry is not None:
                         self.unacked.remove(retry)
-                if retry is None and not self.generate:
+                    if retry is None and not self.generate:
+                        ids = None
+                    else:
+                        turn += 1
+                        # Every third request is a single event: both forms share the writer.
+                        ids = retry[1] if retry else [
+                            str(uuid.uuid4()) for _ in range(1 if turn % 3 == 0 else self.batch)]
+                        # Counted as sent before the request leaves, so that drain() also
+                        # waits for the answers still in flight.
+                        self.sent.update(ids)
+                if ids is None:
                     time.sleep(0.02)
                     continue
-                turn += 1
-                # Every third request is a single event: both forms share the writer.
-                ids = retry[1] if retry else [
-                    str(uuid.uuid4()) for _ in range(1 if turn % 3 == 0 else self.batch)]
                 status = self._post(client, index, ids)
                 with self.lock:
-                    self.sent.update(ids)
                     self.statuses[status] += 1
                     if 200 <= status < 300:
                         self.acked.update(ids)
