@@ -18,6 +18,7 @@ import msgspec
 import orjson
 from asyncpg.pgproto.pgproto import UUID as PgUUID
 from fastapi import APIRouter, Request, Response
+from fastapi.security.utils import get_authorization_scheme_param
 
 from veritas.auth import tokens
 from veritas.db.base import Role
@@ -81,7 +82,8 @@ async def _decode(request: Request, decoder: msgspec.json.Decoder) -> Any:
 
 async def _caller(request: Request, rt: Runtime) -> tokens.Claims:
     """The authenticated sender, before the body is read: 401/403 come before any 422."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    # Parsed as the OAuth2 bearer dependency of every other endpoint parses it.
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("not authenticated")
     user = await authenticate(rt, token)
