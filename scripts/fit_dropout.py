@@ -215,7 +215,7 @@ def group_aucs(
     return out
 
 
-def print_lmi_check(registrations: list[oulad.Registration]) -> None:
+def print_lmi_check(registrations: list[oulad.Enrolment]) -> None:
     """Print R² of the next mark from the cumulative mean alone and with LMI, by OLS."""
     print("LMI check: predict each mark from the marks before it (at least 3), OLS")
     for name, chosen in (

@@ -1,6 +1,8 @@
 """Read the OULAD CSVs into veritas StudentHistory objects, with labels and groups kept aside.
 
-Shared by fit_dropout.py and evaluation code. The model only ever sees a StudentHistory
+Used by fit_dropout.py. Records are veritas.oulad.evaluate.Enrolment and each cutoff's cohort
+comes from evaluate.cohort_features, so the fit trains on exactly the cohort rule that
+`veritas eval dropout` applies to the database. The model only ever sees a StudentHistory
 and a day; the outcome (final_result) and the demographic groups travel alongside it for
 labelling and fairness checks, never into features.
 """
@@ -17,38 +19,27 @@ from veritas.analysis.dropout import (  # noqa: E402
     AssessmentRecord,
     RiskFeatures,
     StudentHistory,
-    compute_class_means,
-    features_at,
+)
+from veritas.oulad.evaluate import (  # noqa: E402
+    CREDITS_PER_COURSE,
+    GROUP_COLUMNS,
+    Enrolment,
+    cohort_features,
 )
 
-GROUP_COLUMNS = ("gender", "age_band", "disability", "imd_band")
 CUTOFFS = (30, 60, 90, 120)
-CREDITS_PER_COURSE = 60  # the usual Open University module size; load = studied_credits / 60
-
-
-@dataclass(frozen=True)
-class Registration:
-    """One student's registration on one module presentation."""
-
-    module: str
-    presentation: str
-    student: str
-    history: StudentHistory
-    unregistration_day: int | None
-    withdrawn: bool  # final_result == 'Withdrawn': the label, never a feature
-    groups: dict[str, str]  # demographic columns, for per-group metrics only
 
 
 @dataclass(frozen=True)
 class Example:
     """A registration seen at a cutoff day."""
 
-    registration: Registration
+    registration: Enrolment
     day: int
     features: RiskFeatures
 
 
-def load_registrations(data_dir: Path) -> list[Registration]:
+def load_registrations(data_dir: Path) -> list[Enrolment]:
     """Return every registration in the OULAD CSVs under data_dir."""
     assessments: dict[tuple[str, str], list[tuple[str, int | None, float]]] = defaultdict(list)
     for row in _rows(data_dir / "assessments.csv"):
@@ -88,7 +79,7 @@ def load_registrations(data_dir: Path) -> list[Registration]:
             previous_attempts=int(info["num_of_prev_attempts"]),
         )
         out.append(
-            Registration(
+            Enrolment(
                 module=key[0],
                 presentation=key[1],
                 student=key[2],
@@ -101,30 +92,11 @@ def load_registrations(data_dir: Path) -> list[Registration]:
     return out
 
 
-def in_cohort(registration: Registration, day: int) -> bool:
-    """Return whether the student is registered at the end of `day` (the only students we score)."""
-    if registration.unregistration_day is not None and registration.unregistration_day <= day:
-        return False
-    reg_day = registration.history.registration_day
-    return reg_day is None or reg_day <= day
-
-
-def examples(registrations: list[Registration], days: tuple[int, ...] = CUTOFFS) -> list[Example]:
-    """Return the cohort of each day with the features known by that day."""
-    classes: dict[tuple[str, str], list[Registration]] = defaultdict(list)
-    for r in registrations:
-        classes[(r.module, r.presentation)].append(r)
-    out = []
-    for day in days:
-        for members in classes.values():
-            # Every classmate's marks known by the day count, including those who since left.
-            means = compute_class_means((r.history for r in members), day)
-            out.extend(
-                Example(r, day, features_at(r.history, day, means))
-                for r in members
-                if in_cohort(r, day)
-            )
-    return out
+def examples(registrations: list[Enrolment], days: tuple[int, ...] = CUTOFFS) -> list[Example]:
+    """Return the cohort of each day with the features known by that day, by the same rule
+    and code as `veritas eval dropout`."""
+    return [Example(r, day, features) for day in days
+            for r, features in cohort_features(registrations, day)]
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -20,7 +20,7 @@ import json
 import sys
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
@@ -160,24 +160,31 @@ async def load_enrolments(
     return out
 
 
-def score_cohorts(
-    enrolments: Iterable[Enrolment], day: int, model: Mapping[str, Any] | None = None
-) -> list[Scored]:
-    """Return the cohort of `day` scored with the features known by the end of that day."""
+def cohort_features(
+    enrolments: Iterable[Enrolment], day: int
+) -> Iterator[tuple[Enrolment, RiskFeatures]]:
+    """The cohort of `day` (in_cohort) with the features known by the end of that day.
+
+    The one cohort rule: scripts/fit_dropout.py trains on exactly what this evaluates.
+    """
     classes: dict[tuple[str, str], list[Enrolment]] = defaultdict(list)
     for e in enrolments:
         classes[(e.module, e.presentation)].append(e)
-    out = []
     for members in classes.values():
         # Every classmate's work handed in by the day counts, including those who since left:
         # the class mean of an assessment is what a teacher saw that day.
         means = compute_class_means((e.history for e in members), day)
         for e in members:
             if in_cohort(e, day):
-                features = features_at(e.history, day, means)
-                risk = predict_risk(features, model=model)
-                out.append(Scored(e, day, features, risk.probability))
-    return out
+                yield e, features_at(e.history, day, means)
+
+
+def score_cohorts(
+    enrolments: Iterable[Enrolment], day: int, model: Mapping[str, Any] | None = None
+) -> list[Scored]:
+    """Return the cohort of `day` scored with the features known by the end of that day."""
+    return [Scored(e, day, features, predict_risk(features, model=model).probability)
+            for e, features in cohort_features(enrolments, day)]
 
 
 def cutoff_metrics(scored: Sequence[Scored]) -> dict[str, Any]:
