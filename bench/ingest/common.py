@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import jwt
 import orjson
 
@@ -131,6 +137,52 @@ def mint_token(secret: str, user_id: uuid.UUID, role: str = "student") -> str:
     return jwt.encode({"user_id": str(user_id), "email": f"{user_id.hex}@bench", "role": role,
                        "iat": now, "exp": now + 6 * 3600, "jti": str(uuid.uuid4()),
                        "type": "access"}, secret, algorithm="HS256")
+
+
+# --- servers -----------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """uvicorn serving `app` with `workers` processes, as a deployment would; started and
+    ready (its `ready` path answers 200) when the constructor returns."""
+
+    def __init__(self, app: str, env: dict[str, str], workers: int, ready: str) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", str(workers), "--log-level", "warning",
+             "--no-access-log", "--loop", "uvloop", "--http", "httptools"],
+            env=env, cwd=ROOT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{app} exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}{ready}", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{app} did not become ready")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 # --- reconciliation ------------------------------------------------------------------------

@@ -17,8 +17,6 @@ import json
 import os
 import re
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +33,8 @@ import httpx
 import orjson
 
 from bench.ingest.common import (
+    ROOT,
+    Server,
     create_database,
     drop_database,
     event_templates,
@@ -48,7 +48,6 @@ from bench.ingest.cpu import CpuMeter, descendants, idle_check, parent_of, postg
 from veritas.monitoring.ingest import event_row_id
 from veritas.monitoring.rules import DEFAULT_RULES, evaluate
 
-ROOT = Path(__file__).resolve().parents[2]
 MAX_P99_MS = 100.0  # a step is sustained only while the p99 of its requests stays under this
 NOISY_CORES = 0.2  # warn when other programs kept this many cores busy before the run
 
@@ -58,45 +57,6 @@ def log(message: str) -> None:
 
 
 # --- servers and the load process -----------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """uvicorn serving `app` with `workers` processes, as a deployment would."""
-
-    def __init__(self, app: str, env: dict[str, str], workers: int, ready: str) -> None:
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", str(workers), "--log-level", "warning",
-             "--no-access-log", "--loop", "uvloop", "--http", "httptools"],
-            env=env, cwd=ROOT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{app} exited with {self.proc.returncode}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}{ready}", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"{app} did not become ready")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
 
 class LoadProcess:
     """bench/ingest/load.py as a child process, driven one JSON command per line."""

@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 import random
 import secrets
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -18,52 +15,13 @@ import asyncpg
 import httpx
 import orjson
 
-from bench.ingest.common import mint_token, percentiles
+from bench.ingest.common import Server, mint_token, percentiles
 from bench.school.build import ATTEMPT_COLUMNS, EVENT_COLUMNS, School, _templates, event_rows
 from veritas.config import Settings, asyncpg_dsn
 
 # The issue's targets, in milliseconds.
 TARGETS_MS = {"student_dashboard_p95": 20, "exam_analytics_p95": 100,
               "teacher_dashboard_p95": 200, "analyze_5000_events": 1000}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`uvicorn veritas.app:create_app --factory`, one worker, as a deployment runs it."""
-
-    def __init__(self, url: str, secret: str) -> None:
-        self.port = _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "DATABASE_URL": url, "JWT_SECRET": secret,
-                    "BCRYPT_ROUNDS": "4", "EMBEDDED_WORKER": "false"}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Server:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "veritas.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
-            env=self.env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}")
-            try:
-                if httpx.get(self.base_url + "/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("server did not become ready")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
 
 
 async def _timed(client: httpx.AsyncClient, requests: list[tuple[str, str]],
@@ -94,7 +52,10 @@ async def http_figures(url: str, school: School, scale: float, seed: int = 7) ->
 
     n_student, n_exam, n_teacher = (max(30, int(300 * scale)), max(30, int(200 * scale)),
                                     max(30, int(100 * scale)))
-    with Server(url, secret) as server:
+    env = {**os.environ, "DATABASE_URL": url, "JWT_SECRET": secret, "BCRYPT_ROUNDS": "4",
+           "EMBEDDED_WORKER": "false"}
+    server = Server("veritas.app:create_app", env, 1, "/readyz")
+    try:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
             student = await _timed(client, [
                 ("/api/student/dashboard", token(s, "student"))
@@ -105,6 +66,8 @@ async def http_figures(url: str, school: School, scale: float, seed: int = 7) ->
             teacher = await _timed(client, [
                 ("/api/teacher/dashboard", token(t, "teacher"))
                 for t in (rng.choice(school.teachers) for _ in range(n_teacher + 10))])
+    finally:
+        server.stop()
     return {"student_dashboard": student, "exam_analytics": analytics,
             "teacher_dashboard": teacher}
 
