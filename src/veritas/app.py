@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,13 +27,14 @@ from veritas.auth.revocation import RevocationCache
 from veritas.auth.routes import router as auth_router
 from veritas.config import Settings, asyncpg_dsn
 from veritas.db.engine import create_engine, create_sessionmaker
-from veritas.errors import VeritasError
+from veritas.errors import VeritasError, from_database
 from veritas.exams import service as exams
 from veritas.exams.routes import student as student_exams
 from veritas.exams.routes import teacher as teacher_exams
 from veritas.metrics import collection_timer
 from veritas.monitoring.ingest import Ingestor
-from veritas.monitoring.routes import router as monitor_router
+from veritas.monitoring.routes import OPENAPI_PATHS as MONITOR_PATHS
+from veritas.monitoring.routes import MonitorEndpoints
 from veritas.runtime import Runtime
 from veritas.web.routes import mount_pages
 
@@ -207,9 +208,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         debug=False,  # never a stack trace in a response, whatever DEBUG says
     )
+    # The last added runs first: requests are counted, then held to the body limit, then the
+    # monitoring posts are answered before FastAPI's routing (see monitoring/routes.py).
+    app.add_middleware(MonitorEndpoints)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-
     app.add_middleware(CountRequests)
+    generate_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            generate_openapi()["paths"].update(MONITOR_PATHS)  # cached in app.openapi_schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     @app.exception_handler(VeritasError)
     async def veritas_error(_request: Request, exc: VeritasError) -> JSONResponse:
@@ -223,38 +234,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ]
         return JSONResponse({"detail": errors}, 422)
 
-    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(OSError)
-    async def database_down(_request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable: %s", type(exc).__name__)
-        return JSONResponse({"detail": "database unavailable; retry shortly"}, 503,
-                            headers={"Retry-After": "2"})
+    async def database_failure(_request: Request, exc: Exception) -> JSONResponse:
+        error = from_database(exc)
+        if error is None:
+            log.exception("database error")
+            return JSONResponse({"detail": "internal error"}, 500)
+        if error.status_code == 503:
+            log.warning("database unavailable: %s", type(exc).__name__)
+        return JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)
 
-    @app.exception_handler(DBAPIError)
-    async def database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
-            return JSONResponse({"detail": "database unavailable; retry shortly"}, 503,
-                                headers={"Retry-After": "2"})
-        # SQLSTATE class 22 is "data exception": a value from the client that PostgreSQL
-        # cannot store (a NUL character, a number out of range). That is the client's 422.
-        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-        # 08 connection lost, 53 out of resources, 57 shutting down or not yet up: the
-        # database is (briefly) unavailable, which is the server's 503, not a 500.
-        if sqlstate[:2] in ("08", "53", "57"):
-            return JSONResponse({"detail": "database unavailable; retry shortly"}, 503,
-                                headers={"Retry-After": "2"})
-        if sqlstate.startswith("40"):  # deadlock or serialization failure: safe to retry
-            return JSONResponse({"detail": "conflicting concurrent update; retry"}, 503,
-                                headers={"Retry-After": "1"})
-        if sqlstate.startswith("22"):
-            return JSONResponse({"detail": "a value cannot be stored (invalid characters or "
-                                           "out of range)"}, 422)
-        log.exception("database error")
-        return JSONResponse({"detail": "internal error"}, 500)
-
-    # Monitoring first: routes are matched in order and it carries most of the traffic.
-    for router in (monitor_router, auth_router, student_exams, student_views, teacher_exams,
+    for router in (auth_router, student_exams, student_views, teacher_exams,
                    teacher_views, admin_router, analysis_router, review_router):
         app.include_router(router)
 

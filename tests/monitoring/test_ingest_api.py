@@ -111,8 +111,11 @@ def test_invalid_events_are_4xx_and_nothing_half_written(api: Api, db) -> None:
                     headers=h).status_code == 422
     assert api.post("/api/monitor/events", json=base | {"data": [1, 2]},
                     headers=h).status_code == 422
-    assert api.post("/api/monitor/events", json=base | {"event_type": "bad type!"},
-                    headers=h).status_code == 422
+    for bad_type in ("bad type!", "heartbeat\n", "x" * 65, ""):
+        response = api.post("/api/monitor/events", json=base | {"event_type": bad_type},
+                            headers=h)
+        assert response.status_code == 422, bad_type
+        assert "event_type" in response.json()["detail"]
     assert api.post("/api/monitor/events", json=base | {"data": {"blob": "x" * 20_000}},
                     headers=h).status_code in (413, 422)
     too_many = {"attempt_id": aid, "events": [{"event_type": "heartbeat"}] * 1001}
@@ -126,6 +129,16 @@ def test_invalid_events_are_4xx_and_nothing_half_written(api: Api, db) -> None:
     stored = db.execute("SELECT count(*) FROM monitoring_events WHERE exam_attempt_id = %s",
                         (aid,)).fetchone()[0]
     assert stored == 0
+
+
+def test_endpoints_are_documented_and_take_only_post(api: Api) -> None:
+    paths = api.get("/openapi.json").json()["paths"]
+    for path in ("/api/monitor/events", "/api/monitor/events/batch"):
+        body = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert "attempt_id" in body["required"]
+        response = api.get(path)
+        assert response.status_code == 405 and response.headers["allow"] == "POST"
+        assert response.json() == {"detail": "Method Not Allowed"}
 
 
 def test_oversized_body_is_413(api: Api) -> None:

@@ -1,10 +1,14 @@
 """POST /api/monitor/events and /api/monitor/events/batch: validate, authorize, queue, answer.
 
 This is the hottest path of the product (tens of thousands of events a second), so it skips
-FastAPI's per-request machinery that costs more than the work itself: the body is decoded
-and validated in one pass by msgspec (C) instead of json.loads plus pydantic, and the caller
-is authenticated with the same `authenticate` the dependencies use, from the header directly.
-Errors are the same VeritasError answers as everywhere else.
+FastAPI's per-request machinery, which costs more than the work itself. `MonitorEndpoints`
+is an ASGI middleware that answers these two paths before routing: FastAPI's router, route
+handler, dependency solver and Response classes took a quarter of a server process's CPU under
+the ingestion benchmark (bench/README.md). The body is decoded and validated in one pass by
+msgspec (C) instead of json.loads plus pydantic, and the caller is authenticated with the same
+`authenticate` the dependencies use. Errors are the same `{"detail": ...}` answers as
+everywhere else, request counting and the body limit are the app's own middlewares around this
+one, and `OPENAPI_PATHS` documents both endpoints in /openapi.json.
 """
 
 from __future__ import annotations
@@ -17,24 +21,32 @@ from typing import Annotated, Any, Literal
 import msgspec
 import orjson
 from asyncpg.pgproto.pgproto import UUID as PgUUID
-from fastapi import APIRouter, Request, Response
 from fastapi.security.utils import get_authorization_scheme_param
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from veritas.auth import tokens
 from veritas.db.base import Role
-from veritas.deps import authenticate, runtime
-from veritas.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unauthorized
+from veritas.deps import authenticate
+from veritas.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TooLarge,
+    Unauthorized,
+    VeritasError,
+    from_database,
+)
 from veritas.monitoring.ingest import AttemptInfo, Row, event_row_id
 from veritas.monitoring.rules import evaluate
 from veritas.runtime import Runtime
-
-router = APIRouter(prefix="/api/monitor", tags=["monitoring"])
 
 MAX_BATCH = 1000
 
 
 class EventIn(msgspec.Struct, kw_only=True):
-    event_type: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.]{1,64}$")]
+    # \Z, not $: msgspec searches the pattern, and $ would let a trailing newline through.
+    event_type: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.]{1,64}\Z")]
     severity: Literal["normal", "warning", "critical"] = "normal"
     data: dict[str, Any] = {}
     event_id: str | None = None  # a client UUID; parsed by asyncpg's C UUID, see _row
@@ -73,17 +85,36 @@ def _body_schema(struct: type) -> dict[str, Any]:
         "application/json": {"schema": inline(schema)}}}}
 
 
-async def _decode(request: Request, decoder: msgspec.json.Decoder) -> Any:
+class _ClientGone(Exception):
+    """The client disconnected before its body arrived: there is nobody to answer."""
+
+
+async def _decode(receive: Receive, decoder: msgspec.json.Decoder) -> Any:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
     try:
-        return decoder.decode(await request.body())
+        return decoder.decode(b"".join(chunks))
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         raise Invalid(f"invalid body: {exc}") from None
 
 
-async def _caller(request: Request, rt: Runtime) -> tokens.Claims:
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _caller(scope: Scope, rt: Runtime) -> tokens.Claims:
     """The authenticated sender, before the body is read: 401/403 come before any 422."""
     # Parsed as the OAuth2 bearer dependency of every other endpoint parses it.
-    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    scheme, token = get_authorization_scheme_param(_header(scope, b"authorization"))
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("not authenticated")
     user = await authenticate(rt, token)
@@ -138,23 +169,10 @@ def _row(info: AttemptInfo, event: EventIn, max_payload: int) -> Row:
     )
 
 
-def _json(status: int, body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-RECORDED = {"content": {"application/json": {"schema": {
-    "type": "object", "properties": {"id": {"type": "string", "format": "uuid"},
-                                     "status": {"enum": ["recorded", "duplicate"]}}}}}}
-
-
-@router.post("/events", status_code=201, openapi_extra=_body_schema(SingleEventIn),
-             responses={201: {"description": "stored", **RECORDED},
-                        200: {"description": "a duplicate, already stored", **RECORDED}})
-async def record_event(request: Request) -> Response:
+async def record_event(rt: Runtime, scope: Scope, receive: Receive) -> tuple[int, Any]:
     started = time.perf_counter()
-    rt = runtime(request)
-    user = await _caller(request, rt)
-    body: SingleEventIn = await _decode(request, _single_decoder)
+    user = await _caller(scope, rt)
+    body: SingleEventIn = await _decode(receive, _single_decoder)
     info = await _attempt(rt, user, body.attempt_id)
     row = _row(info, body, rt.settings.max_event_payload_bytes)
     outcome = await rt.ingestor.write([row])
@@ -162,19 +180,14 @@ async def record_event(request: Request) -> Response:
         raise Conflict("the attempt has ended; it takes no more events")
     rt.observe("ingest_single", time.perf_counter() - started)
     if outcome.stored[0]:
-        return _json(201, {"id": str(row.id), "status": "recorded"})
-    return _json(200, {"id": str(row.id), "status": "duplicate"})
+        return 201, {"id": str(row.id), "status": "recorded"}
+    return 200, {"id": str(row.id), "status": "duplicate"}
 
 
-@router.post("/events/batch", status_code=201, openapi_extra=_body_schema(BatchIn),
-             responses={201: {"description": "stored", "content": {"application/json": {
-                 "schema": {"type": "object", "properties": {
-                     "recorded": {"type": "integer"}, "duplicates": {"type": "integer"}}}}}}})
-async def record_batch(request: Request) -> Response:
+async def record_batch(rt: Runtime, scope: Scope, receive: Receive) -> tuple[int, Any]:
     started = time.perf_counter()
-    rt = runtime(request)
-    user = await _caller(request, rt)
-    body: BatchIn = await _decode(request, _batch_decoder)
+    user = await _caller(scope, rt)
+    body: BatchIn = await _decode(receive, _batch_decoder)
     info = await _attempt(rt, user, body.attempt_id)
     limit = rt.settings.max_event_payload_bytes
     rows = [_row(info, event, limit) for event in body.events]
@@ -183,4 +196,73 @@ async def record_batch(request: Request) -> Response:
         raise Conflict("the attempt has ended; it takes no more events")
     recorded = outcome.stored.count(True)
     rt.observe("ingest_batch", time.perf_counter() - started)
-    return _json(201, {"recorded": recorded, "duplicates": len(rows) - recorded})
+    return 201, {"recorded": recorded, "duplicates": len(rows) - recorded}
+
+
+ENDPOINTS = {"/api/monitor/events": record_event, "/api/monitor/events/batch": record_batch}
+
+
+class MonitorEndpoints:
+    """Answers POSTs to the monitoring paths itself and passes everything else on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = ENDPOINTS.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
+        headers: list[tuple[bytes, bytes]] = []
+        if scope["method"] != "POST":
+            status, answer = 405, {"detail": "Method Not Allowed"}
+            headers.append((b"allow", b"POST"))
+        else:
+            try:
+                status, answer = await endpoint(scope["app"].state.runtime, scope, receive)
+            except _ClientGone:
+                return
+            except Exception as exc:  # noqa: BLE001 - answered as the app's handlers would
+                error = exc if isinstance(exc, VeritasError) else from_database(exc)
+                if error is None:
+                    raise  # a bug: CountRequests logs it and answers 500
+                status, answer = error.status_code, {"detail": error.detail}
+                headers += [(k.lower().encode(), v.encode())
+                            for k, v in (error.headers or {}).items()]
+        body = orjson.dumps(answer)
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()), *headers]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _operation(summary: str, struct: type, responses: dict[str, Any]) -> dict[str, Any]:
+    return {"post": {
+        "tags": ["monitoring"], "summary": summary,
+        "operationId": summary.lower().replace(" ", "_"),
+        "security": [{"OAuth2PasswordBearer": []}],
+        **_body_schema(struct),
+        "responses": {**responses, **{
+            str(status): {"description": text, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"detail": {"type": "string"}}}}}}
+            for status, text in ((401, "not authenticated"), (404, "unknown attempt"),
+                                 (409, "the attempt has ended"), (413, "an event too large"),
+                                 (422, "invalid body"), (503, "busy or database down; retry"))
+        }},
+    }}
+
+
+_RECORDED = {"content": {"application/json": {"schema": {
+    "type": "object", "properties": {"id": {"type": "string", "format": "uuid"},
+                                     "status": {"enum": ["recorded", "duplicate"]}}}}}}
+
+# Merged into the app's OpenAPI document (app.py), since no FastAPI route serves these paths.
+OPENAPI_PATHS = {
+    "/api/monitor/events": _operation("Record event", SingleEventIn, {
+        "201": {"description": "stored", **_RECORDED},
+        "200": {"description": "a duplicate, already stored", **_RECORDED}}),
+    "/api/monitor/events/batch": _operation("Record batch", BatchIn, {
+        "201": {"description": "stored", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"recorded": {"type": "integer"},
+                                             "duplicates": {"type": "integer"}}}}}}}),
+}
