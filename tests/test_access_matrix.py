@@ -141,6 +141,21 @@ def test_alerts_most_severe_first(api: Api, world: dict) -> None:
     assert keys == sorted(keys, reverse=True)
 
 
+def test_alert_and_event_times_far_off_are_never_a_5xx(api: Api, world: dict) -> None:
+    h = world["owner"]["headers"]
+    everything = api.get("/api/teacher/alerts", headers=h,
+                         params={"since": "0001-01-01T00:00:00Z", "limit": 500})
+    assert everything.status_code == 200
+    assert {a["exam_id"] for a in everything.json()["items"]} == {world["exam"]["id"]}
+    monitoring = f"/api/teacher/attempts/{world['attempt']['attempt_id']}/monitoring"
+    for url, param in (("/api/teacher/alerts", "since"), (monitoring, "since"),
+                       (monitoring, "until"), ("/api/admin/audit-logs", "since")):
+        for moment in ("0001-01-01T00:00:00Z", "0001-01-02T23:59:59Z", "0001-01-01T00:00:00+05:00",
+                       "9999-12-31T23:59:59Z", "9999-12-31T23:00:00-05:00", "0001-01-01"):
+            response = api.get(url, headers=world["admin"]["headers"], params={param: moment})
+            assert response.status_code in (200, 422), (url, param, moment, response.text)
+
+
 def test_monitoring_filters(api: Api, world: dict) -> None:
     url = f"/api/teacher/attempts/{world['attempt']['attempt_id']}/monitoring"
     h = world["owner"]["headers"]

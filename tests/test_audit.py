@@ -82,3 +82,16 @@ def test_admin_user_filters(api: Api, admin: dict) -> None:
     assert teachers and all(u["role"] == "teacher" for u in teachers)
     assert api.get("/api/admin/users", headers=admin["headers"],
                    params={"role": "wizard"}).status_code == 422
+
+
+def test_admin_user_list_is_an_audited_read_of_student_data(api: Api, admin: dict, db) -> None:
+    student = api.user()
+    found = api.get("/api/admin/users", headers=admin["headers"],
+                    params={"q": student["username"]})
+    assert [u["email"] for u in found.json()["items"]] == [student["email"]]
+    row = db.execute("SELECT resource_type, details FROM audit_logs WHERE user_id = %s"
+                     " AND action = 'view_student_data' AND details->>'view' = 'admin_users'"
+                     " AND details->'student_ids' ? %s",
+                     (admin["id"], student["id"])).fetchone()
+    assert row is not None
+    assert row[0] == "users" and row[1]["filters"] == {"q": student["username"]}

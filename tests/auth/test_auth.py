@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 
+import bcrypt
 import jwt
 from tests.support import PASSWORD, Api, bearer, unique
 
@@ -44,16 +45,29 @@ def test_weak_passwords_are_422(api: Api) -> None:
         assert response.status_code == 422, weak
 
 
-def test_long_passwords_count_past_72_bytes(api: Api) -> None:
-    long_password = "x" * 70 + "-correct-tail"
-    response, payload = _register(api, password=long_password)
-    assert response.status_code == 201
-    wrong_tail = api.post("/api/auth/login",
-                          json={"email": payload["email"], "password": "x" * 70 + "-wrong-tail!!"})
-    assert wrong_tail.status_code == 401
-    right = api.post("/api/auth/login", json={"email": payload["email"],
-                                              "password": long_password})
-    assert right.status_code == 200
+def test_passwords_are_plain_bcrypt_and_at_most_72_bytes(api: Api, db) -> None:
+    response, payload = _register(api)
+    stored = db.execute("SELECT password_hash FROM users WHERE id = %s",
+                        (response.json()["id"],)).fetchone()[0]
+    assert stored.startswith("$2b$04$")  # bcrypt at BCRYPT_ROUNDS
+    assert bcrypt.checkpw(PASSWORD.encode(), stored.encode())
+    # A standard bcrypt hash made elsewhere (an import) logs in.
+    imported = bcrypt.hashpw(b"Imported-pass-2026", bcrypt.gensalt(4)).decode()
+    db.execute("UPDATE users SET password_hash = %s WHERE id = %s",
+               (imported, response.json()["id"]))
+    assert api.post("/api/auth/login", json={"email": payload["email"],
+                                             "password": "Imported-pass-2026"}).status_code == 200
+    longest = "x" * 60 + "-Tail-2026!"  # 71 bytes
+    ok, ok_payload = _register(api, password=longest + "?")
+    assert ok.status_code == 201
+    assert api.post("/api/auth/login", json={"email": ok_payload["email"],
+                                             "password": longest + "?"}).status_code == 200
+    for too_long in (longest + "?!", "é" * 37):  # 73 bytes; 37 characters but 74 bytes
+        refused, _ = _register(api, password=too_long)
+        assert refused.status_code == 422, too_long
+        assert "72 bytes" in refused.json()["detail"]
+    assert api.post("/api/auth/login", json={"email": ok_payload["email"],
+                                             "password": longest + "?!"}).status_code == 401
 
 
 def test_staff_self_registration_is_403(api: Api) -> None:
@@ -153,6 +167,28 @@ def test_logout_revokes_access_and_refresh(api: Api) -> None:
     assert api.get("/api/auth/me", headers=user["headers"]).status_code == 401
     assert api.post("/api/auth/refresh",
                     json={"refresh_token": user["refresh"]}).status_code == 401
+
+
+def test_logout_with_a_bad_refresh_token_still_ends_the_access_token(
+    api: Api, jwt_secret: str
+) -> None:
+    other = api.user()
+    refresh_claims = jwt.decode(other["refresh"], options={"verify_signature": False})
+    expired = jwt.encode(refresh_claims | {"jti": str(uuid.uuid4()),
+                                           "iat": int(time.time()) - 7200,
+                                           "exp": int(time.time()) - 3600},
+                         jwt_secret, algorithm="HS256")
+    for bad in (expired, "not-a-token", other["refresh"]):  # the last is another user's
+        user = api.user()
+        out = api.post("/api/auth/logout", headers=user["headers"], json={"refresh_token": bad})
+        assert out.status_code == 204
+        assert api.get("/api/auth/me", headers=user["headers"]).status_code == 401
+        # The caller's own refresh token was not named, so it still works.
+        assert api.post("/api/auth/refresh",
+                        json={"refresh_token": user["refresh"]}).status_code == 200
+    # Nobody revokes another user's refresh token by naming it.
+    assert api.post("/api/auth/refresh",
+                    json={"refresh_token": other["refresh"]}).status_code == 200
 
 
 def _b64(data: dict | bytes) -> str:

@@ -31,7 +31,7 @@ def _user(user: User) -> dict[str, Any]:
 
 @router.get("/users")
 async def list_users(
-    session: SessionDep, admin: Admin, paging: Page,
+    session: SessionDep, admin: Admin, ctx: ContextDep, paging: Page,
     role: Role | None = None, is_active: bool | None = None,
     q: Annotated[str | None, Query(max_length=254)] = None,
 ) -> dict[str, Any]:
@@ -45,6 +45,14 @@ async def list_users(
         query = query.where(or_(User.email.like(pattern), func.lower(User.username).like(pattern)))
     rows = list((await session.scalars(newest_first(query, User.created_at, User.id, paging))).all())
     result = page(rows, paging, lambda u: (u.created_at, u.id))
+    # The page holds students' names and emails: a read of student data, audited like the
+    # teacher views, with the students it showed so each one's trail can be found.
+    await audit.record(session, ctx, admin.user_id, "view_student_data", "users", None, {
+        "view": "admin_users",
+        "filters": {k: str(v) for k, v in {"role": role, "is_active": is_active, "q": q}.items()
+                    if v is not None},
+        "student_ids": [str(u.id) for u in result["items"] if u.role is Role.student],
+    })
     result["items"] = [_user(u) for u in result["items"]]
     return result
 

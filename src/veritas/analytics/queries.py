@@ -3,33 +3,29 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Column,
-    DateTime,
     Float,
     Integer,
-    MetaData,
     Select,
-    Table,
     and_,
+    cast,
+    distinct,
     func,
     literal,
     null,
     select,
-    text,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.analysis.models import AnalysisAlert, BehaviorAnalysis, PerformanceMetrics
 from veritas.auth.models import StudentProfile, User
 from veritas.auth.permissions import ExamRight, restrict
 from veritas.auth.tokens import Claims
-from veritas.db.base import AttemptStatus
+from veritas.db.base import AttemptStatus, DropoutRisk
 from veritas.exams.models import Exam, ExamAttempt
 from veritas.monitoring.models import MonitoringEvent
 
@@ -153,42 +149,48 @@ def attempt_dict(attempt: ExamAttempt, exam: Exam) -> dict[str, Any]:
 # --- teachers ---------------------------------------------------------------------------
 
 
-# The seed's materialized view behind teacher analytics, refreshed on a schedule by the worker;
-# every response built from it carries `as_of`, the time of its last refresh.
-EXAM_SUMMARY = Table(
-    "exam_performance_summary", MetaData(),
-    Column("exam_id", UUID(as_uuid=True)), Column("unique_students", Integer),
-    Column("total_attempts", Integer), Column("avg_score", Float), Column("pass_rate", Float),
-    Column("avg_integrity", Float), Column("high_risk_count", Integer),
-    Column("flagged_count", Integer), Column("last_attempt", DateTime(timezone=True)),
-)
+# The figures of the seed's materialized view exam_performance_summary (completed attempts
+# only), computed live: the view lags by up to a refresh interval, so a teacher would see an
+# exam's students next to stale counts. A page of exams' attempts is cheap through
+# ix_exam_attempts_exam_student. The view and its scheduled refresh stay in the schema.
+def _stat_columns() -> tuple:
+    a = ExamAttempt
+    return (
+        func.count(distinct(a.student_id)).label("unique_students"),
+        func.count(a.id).label("total_attempts"),
+        func.avg(a.percentage).label("avg_score"),
+        cast(func.avg(cast(a.passed, Integer)), Float).label("pass_rate"),
+        func.avg(a.integrity_score).label("avg_integrity"),
+        func.count(a.id).filter(a.dropout_label == DropoutRisk.high_risk).label("high_risk_count"),
+        func.count(a.id).filter(a.flagged).label("flagged_count"),
+    )
+
+
 STAT_FIELDS = ("unique_students", "total_attempts", "avg_score", "pass_rate", "avg_integrity",
                "high_risk_count", "flagged_count")
 
 
-async def summary_as_of(session: AsyncSession) -> Any:
-    return await session.scalar(text(
-        "SELECT refreshed_at FROM view_refreshes WHERE view_name = 'exam_performance_summary'"))
-
-
 def _stats(row: Any) -> dict[str, Any]:
-    values = {f: getattr(row, f, None) if row is not None else None for f in STAT_FIELDS}
-    for count in ("unique_students", "total_attempts", "high_risk_count", "flagged_count"):
-        values[count] = values[count] or 0
+    values = {f: getattr(row, f) for f in STAT_FIELDS}
     if not values["total_attempts"]:
         values["pass_rate"] = None
     return values
 
 
 async def teacher_exam_stats(session: AsyncSession, user: Claims, limit: int = 100) -> list[dict]:
+    """The caller's newest exams with their figures, in one grouped query."""
+    shown = restrict(select(Exam.id, Exam.title, Exam.subject, Exam.is_published,
+                            Exam.created_at).order_by(Exam.created_at.desc()).limit(limit),
+                     Exam.id, user, ExamRight.analytics).subquery("shown")
+    exam_columns = (shown.c.id, shown.c.title, shown.c.subject, shown.c.is_published,
+                    shown.c.created_at)
     query = (
-        select(Exam.id, Exam.title, Exam.subject, Exam.is_published,
-               *(EXAM_SUMMARY.c[f] for f in STAT_FIELDS))
-        .outerjoin(EXAM_SUMMARY, EXAM_SUMMARY.c.exam_id == Exam.id)
-        .order_by(Exam.created_at.desc())
-        .limit(limit)
+        select(*exam_columns, *_stat_columns())
+        .outerjoin(ExamAttempt, and_(ExamAttempt.exam_id == shown.c.id, COMPLETED))
+        .group_by(*exam_columns)
+        .order_by(shown.c.created_at.desc(), shown.c.id)
     )
-    rows = (await session.execute(restrict(query, Exam.id, user, ExamRight.analytics))).all()
+    rows = (await session.execute(query)).all()
     return [
         {"exam_id": r.id, "title": r.title, "subject": r.subject,
          "is_published": r.is_published} | _stats(r)
@@ -198,7 +200,7 @@ async def teacher_exam_stats(session: AsyncSession, user: Claims, limit: int = 1
 
 async def exam_analytics(session: AsyncSession, exam: Exam) -> dict[str, Any]:
     stats = (await session.execute(
-        select(EXAM_SUMMARY).where(EXAM_SUMMARY.c.exam_id == exam.id))).first()
+        select(*_stat_columns()).where(ExamAttempt.exam_id == exam.id, COMPLETED))).one()
     # Only the columns the response shows: answers and metadata stay in the database.
     attempts = (
         await session.execute(
@@ -230,7 +232,7 @@ async def exam_analytics(session: AsyncSession, exam: Exam) -> dict[str, Any]:
         if attempt.dropout_label is not None:
             entry["dropout_label"] = attempt.dropout_label.value
     analytics = {k: v for k, v in _stats(stats).items() if k != "flagged_count"}
-    return {"analytics": analytics | {"as_of": await summary_as_of(session)},
+    return {"analytics": analytics | {"as_of": datetime.now(UTC)},  # live figures
             "students": list(students.values())}
 
 
@@ -256,11 +258,18 @@ async def flagged_students(session: AsyncSession, user: Claims, limit: int = 50)
 # Attempts last at most a day plus grace, so events after `since` belong to attempts started
 # at most this long before it; the bound lets PostgreSQL skip older event partitions.
 ATTEMPT_SPAN = timedelta(days=2)
+_FLOOR = datetime.min.replace(tzinfo=UTC) + ATTEMPT_SPAN
+
+
+def _earliest_start(since: datetime) -> datetime:
+    # A `since` within ATTEMPT_SPAN of year 1 would overflow; it asks for every attempt anyway.
+    return max(since, _FLOOR) - ATTEMPT_SPAN
 
 
 def alerts_query(user: Claims, since: datetime) -> Select:
     """Alerts since `since` at exams the caller may analyze: anomalous events (as they arrive)
     and alerts raised by analyses, as one selectable with the same columns."""
+    started = _earliest_start(since)
     events = (
         select(MonitoringEvent.id.label("id"), literal("monitoring_anomaly").label("kind"),
                MonitoringEvent.severity.label("severity"),
@@ -273,8 +282,8 @@ def alerts_query(user: Claims, since: datetime) -> Select:
         .join(ExamAttempt, and_(ExamAttempt.id == MonitoringEvent.exam_attempt_id,
                                 ExamAttempt.started_at == MonitoringEvent.attempt_started_at))
         .where(MonitoringEvent.is_anomaly, MonitoringEvent.server_timestamp >= since,
-               MonitoringEvent.attempt_started_at >= since - ATTEMPT_SPAN,
-               ExamAttempt.started_at >= since - ATTEMPT_SPAN)
+               MonitoringEvent.attempt_started_at >= started,
+               ExamAttempt.started_at >= started)
     )
     raised = select(
         AnalysisAlert.id, AnalysisAlert.kind, AnalysisAlert.severity,

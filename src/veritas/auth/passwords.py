@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 from functools import lru_cache
 from importlib import resources
 
@@ -13,7 +11,9 @@ import bcrypt
 from veritas.errors import Invalid
 
 MIN_LENGTH = 8
-MAX_LENGTH = 128
+# bcrypt reads 72 bytes at most (bcrypt 5 refuses more), and the hashes are plain bcrypt of the
+# UTF-8 password so that they verify anywhere bcrypt does; longer passwords are refused.
+MAX_BYTES = 72
 
 
 @lru_cache(maxsize=1)
@@ -27,25 +27,21 @@ def check_policy(password: str) -> None:
     """Refuse passwords that are too short, too long or well known."""
     if len(password) < MIN_LENGTH:
         raise Invalid(f"password must be at least {MIN_LENGTH} characters")
-    if len(password) > MAX_LENGTH:
-        raise Invalid(f"password must be at most {MAX_LENGTH} characters")
+    if len(password.encode()) > MAX_BYTES:
+        raise Invalid(f"password must be at most {MAX_BYTES} bytes in UTF-8"
+                      f" ({MAX_BYTES} plain ASCII characters, fewer with accented letters)")
     if password.lower() in _common_passwords():
         raise Invalid("password is too common; choose one that is not on public lists")
 
 
-def _prehash(password: str) -> bytes:
-    # bcrypt reads only 72 bytes; a SHA-256 digest (base64, 44 bytes) makes every byte count.
-    return base64.b64encode(hashlib.sha256(password.encode()).digest())
-
-
 def _hash(password: str, rounds: int) -> str:
-    return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode()
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
 
 
 def _verify(password: str, hashed: str) -> bool:
     try:
-        return bcrypt.checkpw(_prehash(password), hashed.encode())
-    except ValueError:
+        return bcrypt.checkpw(password.encode(), hashed.encode())
+    except ValueError:  # a password over 72 bytes (never stored) or a malformed hash
         return False
 
 

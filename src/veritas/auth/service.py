@@ -196,15 +196,22 @@ async def logout(
     session: AsyncSession, settings: Settings, access: tokens.Claims, refresh_token: str | None,
     ctx: RequestContext,
 ) -> None:
+    """Revoke the access token always, and the refresh token if it is valid and the caller's.
+
+    A refresh token that is expired, forged or someone else's changes nothing: logging out
+    must not fail halfway, nor let a caller end another user's session."""
     jtis = [access.jti]
     if refresh_token:
-        claims = tokens.decode(settings.signing_key, refresh_token, "refresh")
-        if claims.user_id != access.user_id:
-            raise Forbidden("that refresh token belongs to another user")
-        jtis.append(claims.jti)
+        try:
+            claims = tokens.decode(settings.signing_key, refresh_token, "refresh")
+        except Unauthorized:
+            claims = None
+        if claims is not None and claims.user_id == access.user_id:
+            jtis.append(claims.jti)
     result = await session.execute(
         update(AuthToken)
-        .where(AuthToken.jti.in_(jtis), AuthToken.revoked_at.is_(None))
+        .where(AuthToken.jti.in_(jtis), AuthToken.user_id == access.user_id,
+               AuthToken.revoked_at.is_(None))
         .values(revoked_at=func.now())
         .returning(AuthToken.jti, AuthToken.expires_at)
     )

@@ -137,7 +137,7 @@ async def import_oulad(
     finally:
         await conn.close()
     if summary.changed:
-        await refresh_views(url)  # the dashboards read these views
+        await refresh_views(url)  # the summary views would otherwise lag until the next refresh
     return summary
 
 
