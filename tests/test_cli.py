@@ -31,6 +31,12 @@ def test_create_admin_refuses_bad_input(server_env: dict[str, str], api) -> None
     assert missing.returncode != 0
 
 
+def test_demo_refuses_a_weak_password_without_a_traceback(server_env: dict[str, str]) -> None:
+    weak = _veritas(server_env, "demo", "--students", "2", "--password", "short")
+    assert weak.returncode == 1 and weak.stderr.startswith("error: password must be")
+    assert "Traceback" not in weak.stderr
+
+
 def test_demo_fills_a_school(server_env: dict[str, str], db, api) -> None:
     result = _veritas(server_env, "demo", "--students", "12", "--password", "Demo-pass-2026!")
     assert result.returncode == 0, result.stderr

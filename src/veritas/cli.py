@@ -130,7 +130,12 @@ def cmd_rescore(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from veritas.demo import build_demo
 
-    asyncio.run(build_demo(database_url(), password=args.password, students=args.students))
+    from veritas.errors import Invalid
+
+    try:
+        asyncio.run(build_demo(database_url(), password=args.password, students=args.students))
+    except Invalid as exc:  # a --password the policy refuses
+        sys.exit(f"error: {exc.detail}")
 
 
 def cmd_import(args: argparse.Namespace) -> None:
