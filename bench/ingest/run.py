@@ -349,7 +349,9 @@ def report(results: dict[str, Any], args: Any, idle: float) -> dict[str, Any]:
         f"{args.interval:g} s at nominal rate, {args.single_share:.0%} of events as single "
         f"posts; {args.workers} workers; {os.cpu_count()} cores")
     if copy:
-        log(_line("(a) COPY", copy) + f"\n{'':<14}[{copy['note']}]")
+        runs = ", ".join(f"{r['events_per_s']:,.0f}" for r in results["copy_runs"])
+        log(_line("(a) COPY", copy) + f"\n{'':<14}[{copy['note']}; the faster of two runs, "
+            f"{runs} rows/s]")
     if naive:
         log(_line("(b) naive", naive) + f"\n{'':<14}[{naive['note']}]")
     if ver and best:
@@ -377,7 +379,7 @@ def report(results: dict[str, Any], args: Any, idle: float) -> dict[str, Any]:
         log(f"c/a = {v / copy['events_per_s']:.2f}   (target >= 0.70)")
     if v and naive:
         log(f"c/b = {v / naive['events_per_s']:.1f}   (target >= 15)")
-    phases = [r for r in (copy, naive) if r]
+    phases = [*results.get("copy_runs", []), *([naive] if naive else [])]
     if ver:
         phases += [ver["single"], *ver["steps"]]
     if idle > NOISY_CORES:
@@ -385,6 +387,8 @@ def report(results: dict[str, Any], args: Any, idle: float) -> dict[str, Any]:
             "above competed with them")
     summary = {
         "copy_rows_per_s": round(copy["events_per_s"]) if copy else None,
+        "copy_rows_per_s_runs": [round(r["events_per_s"]) for r in results["copy_runs"]]
+        if copy else None,
         "naive_events_per_s": round(naive["events_per_s"]) if naive else None,
         "veritas_events_per_s": round(v) if v else None,
         "ratio_vs_copy": round(v / copy["events_per_s"], 3) if v and copy else None,
@@ -462,6 +466,12 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
             if best:
                 log("(d) the HTTP floor at Veritas's best step")
                 results["floor"] = await phase_floor(run, best["offered_per_s"])
+        if "copy" in only:
+            # COPY alone moved by ±20 % between runs on one machine; measured again at the end,
+            # the faster of the two is the limit, so a slow moment cannot flatter the ratio.
+            log("(a) raw COPY, again")
+            results["copy_runs"] = [results["copy"], await phase_copy(run)]
+            results["copy"] = max(results["copy_runs"], key=lambda r: r["events_per_s"])
     finally:
         if not args.keep_db:
             await drop_database(base, name)
