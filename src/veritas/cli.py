@@ -129,7 +129,6 @@ def cmd_rescore(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from veritas.demo import build_demo
-
     from veritas.errors import Invalid
 
     try:

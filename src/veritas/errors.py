@@ -1,6 +1,10 @@
-"""Errors that carry their HTTP status; mapped to responses once, in app.py."""
+"""Errors that carry their HTTP status, turned into `{"detail"}` answers by app.py's handlers
+and by the monitoring middleware that runs ahead of them (monitoring/routes.py)."""
 
 from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 
 class VeritasError(Exception):
@@ -55,10 +59,6 @@ class Unavailable(VeritasError):
 
 def from_database(exc: Exception) -> VeritasError | None:
     """The answer to a database failure, or None for a bug (which is a logged 500)."""
-    # Imported here so that this module stays importable without the database layer.
-    from sqlalchemy.exc import DBAPIError, OperationalError
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
     down = Unavailable("database unavailable; retry shortly", 2)
     if isinstance(exc, OperationalError | PoolTimeout | OSError):
         return down
