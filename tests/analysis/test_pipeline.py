@@ -173,6 +173,13 @@ def test_external_analysis_needs_an_admin(api: Api, admin: dict, who: str) -> No
     assert stored.json()["analysis_version"] == "external:district-7"
     assert api.put(url, json=body | {"integrity_score": 1.5},
                    headers=admin["headers"]).status_code == 422
+    deep: object = 1
+    for _ in range(40):
+        deep = [deep]
+    assert api.put(url, json=body | {"details": {"x": deep}},
+                   headers=admin["headers"]).status_code == 422
+    assert api.get(f"/api/teacher/attempts/{attempt['attempt_id']}",
+                   headers=admin["headers"]).status_code == 200
 
 
 def test_review_workflow_second_reviewer_audit_and_student_view(api: Api, db) -> None:

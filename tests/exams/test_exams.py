@@ -151,6 +151,31 @@ def test_edit_needs_can_edit_and_grants_take_effect_next_request(api: Api) -> No
                       headers=owner["headers"]).status_code == 404
     student = api.user()
     assert api.grant(owner, exam, student).status_code == 404  # not a teacher
+    # The creator's full row cannot be narrowed, as it cannot be revoked.
+    assert api.grant(owner, exam, owner, can_view_analytics=False).status_code == 409
+    assert api.get(f"{url}/analytics", headers=owner["headers"]).status_code == 200
+
+
+def test_unstorable_json_is_422_and_stored_json_reads_back(api: Api) -> None:
+    teacher, student = api.user("teacher"), api.user()
+    deep: object = 1
+    for _ in range(40):
+        deep = [deep]
+    for bad in ({"x": deep}, {"x": 10**400}, {"anomaly_rules": {"paste_chars": 10**30}}):
+        response = api.post("/api/teacher/exams", headers=teacher["headers"], json={
+            "title": "t", "subject": "s", "max_score": 10, "duration_minutes": 60,
+            "passing_score": 5, "is_published": True, "metadata": bad})
+        assert response.status_code == 422, bad
+    exam = api.exam(teacher)
+    patched = api.patch(f"/api/teacher/exams/{exam['id']}", headers=teacher["headers"],
+                        json={"metadata": {"x": deep}})
+    assert patched.status_code == 422
+    attempt = api.start(student, exam)
+    draft = api.post(f"/api/student/attempts/{attempt['attempt_id']}/drafts",
+                    headers=student["headers"], json={"responses": {"q1": deep}})
+    assert draft.status_code == 422
+    listed = api.get("/api/teacher/exams", headers=teacher["headers"])
+    assert listed.status_code == 200
 
 
 def test_analytics_and_dashboards_count_a_submission_at_once(api: Api) -> None:

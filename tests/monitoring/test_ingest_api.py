@@ -131,6 +131,47 @@ def test_invalid_events_are_4xx_and_nothing_half_written(api: Api, db) -> None:
     assert stored == 0
 
 
+def test_undecodable_or_too_deep_bodies_are_422(api: Api, db) -> None:
+    teacher, student, attempt = _attempt(api)
+    aid, h = attempt["attempt_id"], student["headers"] | {"content-type": "application/json"}
+    not_utf8 = b'{"attempt_id":"' + aid.encode() + b'","event_type":"x","data":{"a":"\xff"}}'
+    deep_data: object = 1
+    for _ in range(40):
+        deep_data = [deep_data]
+    nested = "[" * 3000 + "1" + "]" * 3000
+    very_deep = f'{{"attempt_id":"{aid}","event_type":"x","data":{{"x":{nested}}}}}'
+    for path in ("/api/monitor/events", "/api/monitor/events/batch"):
+        assert api.post(path, content=not_utf8, headers=h).status_code == 422
+        assert api.post(path, content=very_deep.encode(), headers=h).status_code == 422
+    for body, path in (
+            ({"attempt_id": aid, "event_type": "x", "data": {"x": deep_data}}, "/api/monitor/events"),
+            ({"attempt_id": aid, "events": [{"event_type": "x", "data": {"x": deep_data}}]},
+             "/api/monitor/events/batch")):
+        response = api.post(path, json=body, headers=student["headers"])
+        assert response.status_code == 422 and "nest" in response.json()["detail"]
+    # A payload that merely has many brackets side by side is not deep, and is stored.
+    wide = {"attempt_id": aid, "event_type": "x", "data": {f"k{i}": [i] for i in range(50)}}
+    assert api.post("/api/monitor/events", json=wide, headers=student["headers"]).status_code == 201
+    events = api.get(f"/api/teacher/attempts/{aid}/monitoring", headers=teacher["headers"])
+    assert events.status_code == 200 and len(events.json()["items"]) == 1
+    too_deep_filter = api.get(f"/api/teacher/attempts/{aid}/monitoring",
+                              params={"payload": '{"a":' + "[" * 900 + "]" * 900 + "}"},
+                              headers=teacher["headers"])
+    assert too_deep_filter.status_code == 422
+
+
+def test_huge_numbers_in_stored_exam_metadata_do_not_break_ingestion(api: Api, db) -> None:
+    teacher, student, attempt = _attempt(api)
+    # Written past the API (as by an older version or by hand): ingestion still works, with
+    # the default thresholds for what it cannot use.
+    db.execute("UPDATE exams SET metadata = jsonb_build_object('x', (10::numeric ^ 400),"
+               " 'anomaly_rules', jsonb_build_object('paste_chars', (10::numeric ^ 400)))"
+               " WHERE id = %s", (attempt["exam_id"],))
+    response = api.post("/api/monitor/events", headers=student["headers"], json={
+        "attempt_id": attempt["attempt_id"], "event_type": "paste", "data": {"chars": 500}})
+    assert response.status_code == 201
+
+
 def test_endpoints_are_documented_and_take_only_post(api: Api) -> None:
     paths = api.get("/openapi.json").json()["paths"]
     for path in ("/api/monitor/events", "/api/monitor/events/batch"):

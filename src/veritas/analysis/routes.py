@@ -17,6 +17,7 @@ from veritas.db.base import AttemptStatus, DropoutRisk
 from veritas.deps import Admin, ContextDep, SessionDep, Staff
 from veritas.errors import Conflict, NotFound
 from veritas.exams.models import ExamAttempt
+from veritas.json_limits import StorableObject
 
 router = APIRouter(prefix="/api/analysis", tags=["analysis"])
 reviews = APIRouter(prefix="/api/teacher", tags=["teacher"])
@@ -38,7 +39,7 @@ class ExternalAnalysis(BaseModel):
                                    Field(max_length=20)] = []
     requires_instructor_attention: bool = False
     requires_recap: bool = False
-    details: dict[str, Any] = {}
+    details: StorableObject = {}
 
 
 @router.put("/attempts/{attempt_id}")

@@ -34,6 +34,7 @@ from veritas.errors import Invalid, NotFound
 from veritas.exams import service as exams
 from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.routes import exam_out
+from veritas.json_limits import json_problem
 from veritas.monitoring.models import MonitoringEvent
 from veritas.pagination import (
     PageParams,
@@ -171,6 +172,9 @@ def _payload_filter(payload: str | None) -> dict[str, Any] | None:
         raise Invalid("payload must be a JSON object") from None
     if not isinstance(value, dict):
         raise Invalid("payload must be a JSON object")
+    problem = json_problem(value)  # it is re-encoded for the query, which must not fail
+    if problem is not None:
+        raise Invalid(f"payload: {problem}")
     return value
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from veritas.db.base import AttemptStatus
+from veritas.json_limits import StorableObject
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 LongText = Annotated[str, Field(max_length=20_000)]
@@ -101,7 +102,7 @@ class ExamFields(BaseModel):
     enable_monitoring: bool = True
     enable_integrity_analysis: bool = True
     questions: Annotated[list[Question], Field(max_length=500)] = []
-    metadata: dict[str, Any] = {}
+    metadata: StorableObject = {}
     due_at: datetime | None = None
 
 
@@ -135,7 +136,7 @@ class ExamPatch(BaseModel):
     enable_monitoring: bool | None = None
     enable_integrity_analysis: bool | None = None
     questions: Annotated[list[Question], Field(max_length=500)] | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: StorableObject | None = None
     due_at: datetime | None = None
 
 
@@ -194,7 +195,7 @@ class PermissionOut(BaseModel):
     granted_at: datetime
 
 
-Responses = Annotated[dict[str, Any], Field(max_length=1_000)]
+Responses = Annotated[StorableObject, Field(max_length=1_000)]
 
 
 class DraftIn(BaseModel):

@@ -90,6 +90,8 @@ async def grant(
         raise NotFound("exam not found")
     if not can_manage_grants(user, exam):
         raise Forbidden("only the exam's creator or an admin can change its permissions")
+    if body.teacher_id == exam.creator_id:  # as revoking it is refused: the creator keeps all
+        raise Conflict("the creator's own access cannot be changed")
     teacher = await session.scalar(
         select(TeacherProfile.id).where(TeacherProfile.user_id == body.teacher_id)
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import time
 import uuid
@@ -217,9 +218,9 @@ class Ingestor:
             return None
         metadata = row["metadata"]
         if isinstance(metadata, str):
-            import orjson
-
-            metadata = orjson.loads(metadata)
+            # The standard parser, not orjson: it reads any number jsonb holds (metadata
+            # written before json_limits could hold integers beyond 64 bits).
+            metadata = json.loads(metadata)
         info = AttemptInfo(
             id=row["id"], student_id=row["student_id"], in_progress=row["in_progress"],
             started_at=row["started_at"], closes_at=row["expires_at"] + self._grace,

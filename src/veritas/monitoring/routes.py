@@ -37,6 +37,7 @@ from veritas.errors import (
     VeritasError,
     from_database,
 )
+from veritas.json_limits import MAX_DEPTH, json_problem
 from veritas.monitoring.ingest import AttemptInfo, Row, event_row_id
 from veritas.monitoring.rules import evaluate
 from veritas.runtime import Runtime
@@ -102,6 +103,10 @@ async def _decode(receive: Receive, decoder: msgspec.json.Decoder) -> Any:
         return decoder.decode(b"".join(chunks))
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         raise Invalid(f"invalid body: {exc}") from None
+    except UnicodeDecodeError:
+        raise Invalid("invalid body: not UTF-8") from None
+    except RecursionError:
+        raise Invalid(f"invalid body: JSON may nest at most {MAX_DEPTH} levels deep") from None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -144,6 +149,12 @@ def _row(info: AttemptInfo, event: EventIn, max_payload: int) -> Row:
         raise Invalid("NUL characters are not allowed in events")
     if len(payload) > max_payload:
         raise TooLarge(f"an event's data is over {max_payload // 1024} KiB")
+    # Nesting can only be that deep if there are that many brackets: counting them in C keeps
+    # the walk off the usual small payloads.
+    if payload.count(b"{") + payload.count(b"[") > MAX_DEPTH:
+        problem = json_problem(event.data)
+        if problem is not None:
+            raise Invalid(f"data: {problem}")
     if event.event_id is None:
         event_id = PgUUID(uuid.uuid4().bytes)
     else:

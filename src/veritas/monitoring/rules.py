@@ -7,6 +7,7 @@ severity from the monitoring module is an anomaly with score 1.0 on its own.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 DEFAULT_RULES: dict[str, float] = {
@@ -36,8 +37,14 @@ def exam_rules(exam_metadata: dict[str, Any] | None) -> dict[str, float]:
     rules = dict(DEFAULT_RULES)
     if isinstance(overrides, dict):
         for name, value in overrides.items():
-            if name in rules and isinstance(value, int | float) and value > 0:
-                rules[name] = float(value)
+            if name not in rules or not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            try:
+                threshold = float(value)
+            except OverflowError:  # an integer too large for a float: no usable threshold
+                continue
+            if math.isfinite(threshold) and threshold > 0:
+                rules[name] = threshold
     return rules
 
 
