@@ -59,19 +59,27 @@ class BodyLimit:
             await _too_large(send, self.max_bytes)
             return
         seen = 0
-        started = False
+        started = exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    exceeded = True
                     raise _BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                # FastAPI's body parser turns our exception into its own 400 ("error parsing
+                # the body"); the client is owed a 413 instead, whatever the app answers.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _too_large(send, self.max_bytes)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
