@@ -173,10 +173,13 @@ def test_huge_numbers_in_stored_exam_metadata_do_not_break_ingestion(api: Api, d
 
 
 def test_endpoints_are_documented_and_take_only_post(api: Api) -> None:
-    paths = api.get("/openapi.json").json()["paths"]
+    document = api.get("/openapi.json").json()
+    paths, schemes = document["paths"], document["components"]["securitySchemes"]
     for path in ("/api/monitor/events", "/api/monitor/events/batch"):
         body = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
         assert "attempt_id" in body["required"]
+        for requirement in paths[path]["post"]["security"]:  # /docs sends the bearer token
+            assert set(requirement) <= set(schemes)
         response = api.get(path)
         assert response.status_code == 405 and response.headers["allow"] == "POST"
         assert response.json() == {"detail": "Method Not Allowed"}
