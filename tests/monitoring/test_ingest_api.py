@@ -6,6 +6,8 @@ import uuid
 
 from tests.support import Api
 
+from veritas.monitoring.ingest import COPY_MIN_ROWS
+
 
 def _attempt(api: Api, **exam_overrides):
     teacher, student = api.user("teacher"), api.user()
@@ -74,6 +76,54 @@ def test_duplicate_across_a_partition_boundary(api: Api, db) -> None:
     assert len(rows) == 1
     partition, last_month = rows[0]
     assert partition == f"monitoring_events_{last_month}"
+
+
+def test_large_flushes_deduplicate_like_small_ones(api: Api, db) -> None:
+    """A flush of COPY_MIN_ROWS or more goes by COPY, which cannot skip duplicates: a retry
+    of stored events, a copy inside the batch, a missing partition and an ended attempt must
+    still come out as they do for small flushes."""
+    _, student, attempt = _attempt(api, duration_minutes=24 * 60)
+    aid, h = attempt["attempt_id"], student["headers"]
+    n = COPY_MIN_ROWS + 16
+
+    def events(count):
+        return [{"event_type": "typing", "event_id": str(uuid.uuid4()), "data": {"keys": i}}
+                for i in range(count)]
+
+    def stored():
+        return db.execute("SELECT count(*), count(DISTINCT event_id) FROM monitoring_events"
+                          " WHERE exam_attempt_id = %s", (aid,)).fetchone()
+
+    first = events(n)
+    response = api.post("/api/monitor/events/batch", headers=h,
+                        json={"attempt_id": aid, "events": first + [first[0]]})
+    assert response.status_code == 201
+    assert response.json() == {"recorded": n, "duplicates": 1}
+    assert stored() == (n, n)
+    # Half of it retried alongside new events: only the new ones are stored.
+    fresh = events(n)
+    response = api.post("/api/monitor/events/batch", headers=h,
+                        json={"attempt_id": aid, "events": first[: n // 2] + fresh})
+    assert response.json() == {"recorded": n, "duplicates": n // 2}
+    assert stored() == (2 * n, 2 * n)
+    # An attempt started so long ago that its month has no partition: made on the way.
+    _, other, moved = _attempt(api, duration_minutes=24 * 60)
+    db.execute("UPDATE exam_attempts SET started_at = now() - interval '400 days',"
+               " expires_at = now() + interval '1 day' WHERE id = %s", (moved["attempt_id"],))
+    response = api.post("/api/monitor/events/batch", headers=other["headers"],
+                        json={"attempt_id": moved["attempt_id"], "events": events(n)})
+    assert response.status_code == 201 and response.json()["recorded"] == n
+    partition = db.execute("SELECT DISTINCT tableoid::regclass::text FROM monitoring_events"
+                           " WHERE exam_attempt_id = %s", (moved["attempt_id"],)).fetchall()
+    assert partition == [(db.execute("SELECT 'monitoring_events_' || to_char(now()"
+                                     " - interval '400 days', 'YYYY_MM')").fetchone()[0],)]
+    # Ended: nothing of a large batch is stored.
+    api.submit(other, moved["attempt_id"])
+    response = api.post("/api/monitor/events/batch", headers=other["headers"],
+                        json={"attempt_id": moved["attempt_id"], "events": events(n)})
+    assert response.status_code == 409
+    assert db.execute("SELECT count(*) FROM monitoring_events WHERE exam_attempt_id = %s",
+                      (moved["attempt_id"],)).fetchone()[0] == n
 
 
 def test_ownership_and_state_errors(api: Api, admin: dict) -> None:

@@ -86,6 +86,22 @@ UNION ALL
 SELECT false, id FROM live
 """
 
+# Flushes of at least COPY_MIN_ROWS go by COPY inside a transaction that first locks the live
+# attempts as INSERT_SQL does: COPY's multi-row inserts cost PostgreSQL about a quarter less
+# per row (~40 against ~55 us), which outweighs its three extra round trips from a few
+# dozen rows up. COPY cannot skip duplicates, so a flush holding a retry of a stored event
+# fails as a whole and is written again by INSERT_SQL, which sorts out which rows are new.
+COPY_MIN_ROWS = 64
+LOCK_LIVE_SQL = """
+SELECT id, student_id, started_at FROM exam_attempts
+WHERE id = ANY($1::uuid[]) AND status = 'in_progress'
+FOR SHARE
+"""
+COPY_COLUMNS = (
+    "id", "attempt_started_at", "exam_attempt_id", "student_id", "event_id", "event_type",
+    "severity", "data_payload", "is_anomaly", "anomaly_score", "description", "analysis_notes",
+    "client_timestamp")
+
 _NAMESPACE_SHA1 = hashlib.sha1(EVENT_NAMESPACE.bytes)
 # SHA-1 state after hashing "namespace + attempt:", per attempt: a batch's events share it.
 _ATTEMPT_SHA1: dict[uuid.UUID, Any] = {}
@@ -394,7 +410,14 @@ class Ingestor:
                 future.set_exception(error)
 
     async def _execute(self, conn: asyncpg.Connection, rows: list[Row]) -> list[Any]:
+        """(inserted, id) for each row stored now and (False, attempt id) for each live
+        attempt, as INSERT_SQL returns them."""
         attempt_ids = list({row.exam_attempt_id for row in rows})
+        if len(rows) >= COPY_MIN_ROWS:
+            try:
+                return await self._copy(conn, attempt_ids, rows)
+            except (asyncpg.UniqueViolationError, asyncpg.CheckViolationError):
+                pass  # a stored event retried, or a missing partition: INSERT_SQL handles both
         try:
             return await conn.fetch(INSERT_SQL, attempt_ids, rows, timeout=30)
         except asyncpg.CheckViolationError as exc:
@@ -405,3 +428,20 @@ class Ingestor:
                 "SELECT veritas_ensure_event_partition(started_at) FROM exam_attempts"
                 " WHERE id = ANY($1::uuid[])", attempt_ids)
             return await conn.fetch(INSERT_SQL, attempt_ids, rows, timeout=30)
+
+    async def _copy(self, conn: asyncpg.Connection, attempt_ids: list[uuid.UUID],
+                    rows: list[Row]) -> list[Any]:
+        async with conn.transaction():
+            live = {record[0]: record for record in
+                    await conn.fetch(LOCK_LIVE_SQL, attempt_ids, timeout=30)}
+            stored: dict[uuid.UUID, Row] = {}
+            for row in rows:
+                if row.exam_attempt_id in live:
+                    stored.setdefault(row.id, row)  # a later copy in this flush: a duplicate
+            await conn.copy_records_to_table("monitoring_events", columns=COPY_COLUMNS, records=[
+                (row.id, live[row.exam_attempt_id][2], row.exam_attempt_id,
+                 live[row.exam_attempt_id][1], row.event_id, row.event_type, row.severity,
+                 row.data_payload, row.anomaly_score is not None, row.anomaly_score,
+                 row.description, row.analysis_notes, row.client_timestamp)
+                for row in stored.values()], timeout=30)
+        return [(True, row_id) for row_id in stored] + [(False, a) for a in live]
