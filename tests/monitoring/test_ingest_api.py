@@ -289,6 +289,23 @@ def test_unstorable_values_are_422_not_5xx(api: Api, db) -> None:
     draft = api.post(f"/api/student/attempts/{attempt['attempt_id']}/drafts", headers=h,
                      json={"responses": {"q3": "Par\u0000is"}})
     assert draft.status_code == 422
+    # Payloads are stored as sent unless something in them needs a closer look; the
+    # closer look refuses the same things as ever.
+    raw_h = h | {"content-type": "application/json"}
+    prefix = f'{{"attempt_id":"{attempt["attempt_id"]}","event_type":"typing","data":'
+    for data, status in (('{"f": 1e400}', 422), ('{"n": -123456789012345678901}', 422),
+                         ('{"s": "\\ud800"}', 422), ('{"s": "a\\u0000b"}', 422),
+                         ("null", 422), ('"text"', 422), ("[1]", 422),
+                         ('{"s": "caf\\u00e9", "big": 12345678901234567, "e": 1.5e10}', 201),
+                         ('{ "spaced" :  [ 1 , 2 ] }', 201)):
+        response = api.post("/api/monitor/events", headers=raw_h,
+                            content=(prefix + data + "}").encode())
+        assert response.status_code == status, (data, response.text)
+    stored = {row[0] for row in db.execute(
+        "SELECT data_payload::text FROM monitoring_events WHERE exam_attempt_id = %s",
+        (attempt["attempt_id"],))}
+    assert stored == {'{"e": 15000000000.0, "s": "café", "big": 12345678901234567}',
+                      '{"spaced": [1, 2]}'}
     # The good events around a bad one are unaffected.
     ok = api.post("/api/monitor/events", headers=h, json=base | {"data": {"keys": 3}})
     assert ok.status_code == 201
