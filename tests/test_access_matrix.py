@@ -243,3 +243,45 @@ def test_alert_pages_walk_every_alert_once(api: Api) -> None:
     for bad in ("@@", "WyJ4IiwgMV0", "W10"):
         assert api.get("/api/teacher/alerts", headers=h,
                        params={"cursor": bad}).status_code == 422
+
+
+def test_view_only_teacher_reads_attempts_and_students_of_viewable_exams(
+    api: Api, world: dict
+) -> None:
+    # API.md: student detail "limited to exams the caller may view", attempt detail and its
+    # monitoring for attempts of exams they may view; analytics stay with can_view_analytics.
+    owner, student, viewer = world["owner"], world["student"], api.user("teacher")
+    assert api.grant(owner, world["exam"], viewer, can_view_analytics=False).status_code == 201
+    unseen_exam = api.exam(owner)  # the same owner's, not granted to the viewer
+    unseen = api.start(student, unseen_exam)
+    h = viewer["headers"]
+    attempt_id = world["attempt"]["attempt_id"]
+
+    detail = api.get(f"/api/teacher/students/{student['id']}", headers=h)
+    assert detail.status_code == 200, detail.text
+    assert [a["attempt_id"] for a in detail.json()["attempts"]] == [attempt_id]
+    assert unseen["attempt_id"] not in detail.text and unseen_exam["id"] not in detail.text
+    attempt = api.get(f"/api/teacher/attempts/{attempt_id}", headers=h)
+    assert attempt.status_code == 200, attempt.text
+    assert attempt.json()["student_id"] == student["id"]
+    events = api.get(f"/api/teacher/attempts/{attempt_id}/monitoring", headers=h)
+    assert events.status_code == 200, events.text
+    assert {e["event_type"] for e in events.json()["items"]} == {"paste", "heartbeat"}
+
+    for url in (f"/api/teacher/attempts/{unseen['attempt_id']}",
+                f"/api/teacher/attempts/{unseen['attempt_id']}/monitoring",
+                f"/api/teacher/exams/{world['exam']['id']}/analytics",
+                f"/api/teacher/attempts/{attempt_id}/reviews"):
+        assert api.get(url, headers=h).status_code == 403, url
+    assert api.get(f"/api/teacher/students/{world['other_student']['id']}",
+                   headers=h).status_code in (403, 404)
+
+
+def test_student_dashboard_carries_no_review_internals(api: Api, world: dict) -> None:
+    dashboard = api.get("/api/student/dashboard", headers=world["student"]["headers"])
+    assert dashboard.status_code == 200
+    profile = dashboard.json()["profile"]
+    assert "flagged_for_review" not in profile
+    assert {"cumulative_integrity_score", "cumulative_lmi", "total_exams_attempted",
+            "total_exams_passed", "current_dropout_risk"} <= set(profile)
+    assert all("flagged" not in item for item in dashboard.json()["exam_history"])

@@ -212,6 +212,9 @@ def test_forged_tokens_are_401(api: Api, jwt_secret: str) -> None:
                               jwt_secret, algorithm="HS256"),
         "missing jti": jwt.encode({k: v for k, v in claims.items() if k != "jti"},
                                   jwt_secret, algorithm="HS256"),
+        # Well signed but with ids that are not strings: once a 500.
+        "numeric user_id": jwt.encode(claims | {"user_id": 5}, jwt_secret, algorithm="HS256"),
+        "object jti": jwt.encode(claims | {"jti": {"a": 1}}, jwt_secret, algorithm="HS256"),
         "garbage": "not-a-token",
     }
     for name, token in forged.items():

@@ -95,8 +95,10 @@ async def student_dashboard(session: AsyncSession, student_id: uuid.UUID) -> dic
         item.pop("flagged")
         item.pop("dropout_label")
     analysis = await latest_analysis(session, student_id)
+    own_profile = profile_dict(profile)
+    own_profile.pop("flagged_for_review")  # a review internal, like the history's "flagged"
     return {
-        "profile": profile_dict(profile) | {
+        "profile": own_profile | {
             "avg_score": metrics.avg_score if metrics else None,
             "subject_scores": metrics.subject_scores if metrics else {},
         },

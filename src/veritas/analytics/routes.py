@@ -116,7 +116,8 @@ async def student_detail(
     student_id: uuid.UUID, session: SessionDep, user: Staff, ctx: ContextDep
 ) -> dict[str, Any]:
     student_user = await exams.require_student(session, student_id)
-    scope = visible_exam_ids(user, ExamRight.analytics)
+    # API.md: "limited to exams the caller may view", i.e. can_view; aggregates need analytics.
+    scope = visible_exam_ids(user, ExamRight.view)
     attempts = await queries.history(session, student_id, scope, limit=500)
     if user.role is not Role.admin and not attempts:
         # A student who never sat one of the caller's exams is none of the caller's business.
@@ -137,7 +138,8 @@ async def _visible_attempt(session: SessionDep, user: Staff, attempt_id: uuid.UU
     attempt = await session.get(ExamAttempt, attempt_id)
     if attempt is None:
         raise NotFound("attempt not found")
-    exam = await require_exam(session, user, attempt.exam_id, ExamRight.analytics)
+    # One attempt of an exam the caller may view (can_view), as API.md's attempt views say.
+    exam = await require_exam(session, user, attempt.exam_id, ExamRight.view)
     return attempt, exam
 
 

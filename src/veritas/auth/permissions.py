@@ -20,7 +20,8 @@ from veritas.exams.models import Exam, TeacherExamPermission
 
 
 class ExamRight(enum.Enum):
-    """`view` shows the exam itself; student data needs `analytics`; changes need `edit`."""
+    """`view` shows the exam, its attempts and their students; aggregates (analytics, the
+    dashboard's figures, alerts) and review decisions need `analytics`; changes need `edit`."""
 
     view = "can_view"
     edit = "can_edit"

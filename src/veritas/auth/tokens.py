@@ -87,7 +87,8 @@ def _verify(key: str, token: str, expected_type: str) -> Claims:
         )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("token expired") from None
-    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+    # AttributeError: uuid.UUID() of a non-string claim (a number, say) in a signed token.
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError):
         raise Unauthorized("invalid token") from None
     if claims.type != expected_type:
         raise Unauthorized(f"not an {expected_type} token" if expected_type == "access"

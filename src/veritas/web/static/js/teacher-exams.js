@@ -231,7 +231,7 @@ function grantForm(exam) {
     can_edit: h('input', { type: 'checkbox', name: 'can_edit' }),
     can_view_analytics: h('input', { type: 'checkbox', name: 'can_view_analytics', checked: true }),
   };
-  const names = { can_view: 'May view the exam', can_edit: 'May edit the exam', can_view_analytics: 'May see analytics and student data' };
+  const names = { can_view: 'May view the exam and its attempts', can_edit: 'May edit the exam', can_view_analytics: 'May see analytics, alerts and reviews' };
   const box = h('div');
   const form = h('form', { class: 'card' },
     h('h2', {}, 'Share with another teacher'),
