@@ -1,9 +1,10 @@
 """The ingestion hot path: a per-process group-commit writer and a cached attempt lookup.
 
 Requests put their rows on a bounded queue and wait. A writer task (per process, on its own
-connection) takes everything queued (up to a row limit), writes it in one
-INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING statement that commits on its own,
-and then answers each waiting request. While a statement runs, new requests queue up behind
+connection) takes everything queued (up to a row limit), writes it in one commit (a single
+INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING statement, or for a large flush a
+COPY in a transaction that first locks the live attempts), and then answers each waiting
+request. While a statement runs, new requests queue up behind
 it, and an idle writer lingers about as long as its last statement took (at most 5 ms) for
 more company, so commits are shared by everything in flight. No ORM, no transaction per
 event. A full queue or an unreachable database is a 503.
