@@ -5,7 +5,8 @@
 
 Prints the LMI check (R² of the next mark from the cumulative mean, with and without LMI),
 then the 2013B -> 2013J evaluation at each cutoff, then writes the model fitted on
---train-presentations. Offline only: numpy and scipy are not runtime dependencies.
+--train-presentations. Offline only: numpy is not a runtime dependency (the fit itself is
+veritas.analysis.dropout_fit, in plain Python, which `veritas eval dropout` also uses).
 """
 
 import argparse
@@ -15,34 +16,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import oulad_features as oulad  # noqa: E402
 
-from veritas.analysis import metrics  # noqa: E402
-from veritas.analysis.dropout import predict_risk, transform_feature  # noqa: E402
+from veritas.analysis import dropout_fit, metrics  # noqa: E402
+from veritas.analysis.dropout import predict_risk  # noqa: E402
 from veritas.analysis.momentum import calculate_lmi  # noqa: E402
 
-# The scorecard: each RiskFeatures field with its clip range, optional log1p, the sign its
-# coefficient is constrained to (0 = free) and the value used when the feature is unknown.
-# Unknown assessment features mean "no evidence yet", so they get the neutral value.
-FEATURES: dict[str, dict] = {
-    # Clipped at half: students who miss everything mostly stay registered and fail rather
-    # than withdraw, so beyond half missed the risk is held flat instead of falling.
-    "missed_share": {"clip": [0.0, 0.5], "log": False, "sign": 1, "impute": 0.0},
-    "score_vs_class": {"clip": [-60.0, 40.0], "log": False, "sign": -1, "impute": 0.0},
-    "lowest_score_vs_class": {"clip": [-60.0, 40.0], "log": False, "sign": -1, "impute": 0.0},
-    "lmi": {"clip": [-1.0, 1.0], "log": False, "sign": -1, "impute": 0.0},
-    "mean_days_late": {"clip": [0.0, 30.0], "log": True, "sign": 1, "impute": 0.0},
-    "days_since_activity": {"clip": [0.0, 180.0], "log": True, "sign": 1, "impute": 0.0},
-    "load": {"clip": [0.25, 4.0], "log": True, "sign": 1, "impute": "median"},
-    "previous_attempts": {"clip": [0.0, 2.0], "log": False, "sign": 0, "impute": 0.0},
-    "course_day": {"clip": [0.0, 270.0], "log": False, "sign": 0, "impute": "median"},
-}
-L2 = 1.0  # on standardised coefficients; with tens of thousands of rows it only steadies the fit
-HIGH_RISK_PRECISION = 1 / 3  # high_risk: the training rows at or above it withdrew 1 in 3 times
 EVAL_TRAIN, EVAL_TEST = "2013B", "2013J"
 GROUP_AUC_MARGIN = 0.05  # a group's AUC this far below the whole is flagged
 
@@ -68,7 +50,7 @@ def main() -> None:
         "cutoff_days": list(oulad.CUTOFFS),
         "rows": len(train),
         "base_rate": round(_base_rate(train), 6),
-        "l2": L2,
+        "l2": dropout_fit.L2,
     }
     args.out.write_text(json.dumps(model, indent=2) + "\n")
     print(f"\nwrote {args.out} (fitted on {args.train_presentations}, {len(train)} rows)")
@@ -76,57 +58,7 @@ def main() -> None:
 
 def fit(rows: list[oulad.Example]) -> dict:
     """Return a model dict (the dropout_model.json layout) fitted to these rows."""
-    specs = {name: _resolved_spec(name, spec, rows) for name, spec in FEATURES.items()}
-    x = np.array(
-        [[transform_feature(getattr(r.features, n), s) for n, s in specs.items()] for r in rows]
-    )
-    y = np.array([r.registration.withdrawn for r in rows], dtype=float)
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale == 0] = 1.0
-    z = np.column_stack([np.ones(len(x)), (x - mean) / scale])
-
-    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        logit = z @ w
-        penalty = np.r_[0.0, w[1:]]
-        value = np.sum(np.logaddexp(0.0, logit) - y * logit) + 0.5 * L2 * penalty @ penalty
-        return value, z.T @ (1 / (1 + np.exp(-logit)) - y) + L2 * penalty
-
-    # Sign constraints keep the scorecard monotone where it must be (e.g. more missed work
-    # never lowers risk), whatever quirks the training sample has.
-    bounds = [(None, None)] + [
-        (0, None) if s["sign"] > 0 else (None, 0) if s["sign"] < 0 else (None, None)
-        for s in FEATURES.values()
-    ]
-    w = minimize(loss, np.zeros(z.shape[1]), jac=True, method="L-BFGS-B", bounds=bounds).x
-    features = {
-        name: {
-            "coef": round(float(w[i + 1]), 6),
-            "mean": round(float(mean[i]), 6),
-            "scale": round(float(scale[i]), 6),
-            "impute": spec["impute"],
-            "clip": spec["clip"],
-            "log": spec["log"],
-        }
-        for i, (name, spec) in enumerate(specs.items())
-    }
-    model = {"intercept": round(float(w[0]), 6), "features": features}
-    model["thresholds"] = {"at_risk": 0.5, "high_risk": 0.5}  # placeholders while scoring
-    model["thresholds"] = choose_thresholds(y, _predict(model, rows))
-    return model
-
-
-def choose_thresholds(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """Return at_risk = the training base rate and high_risk = the 1-in-3 precision point.
-
-    at_risk flags anyone predicted above the average withdrawal rate; high_risk is the lowest
-    probability at which the training rows scoring at least that much withdrew at a rate of
-    HIGH_RISK_PRECISION or more.
-    """
-    order = np.argsort(-p)
-    precision = np.cumsum(y[order]) / np.arange(1, len(y) + 1)
-    reaching = np.nonzero(precision >= HIGH_RISK_PRECISION)[0]
-    high = float(p[order][reaching[-1]]) if len(reaching) else float(p.max())
-    return {"at_risk": round(float(y.mean()), 6), "high_risk": round(high, 6)}
+    return dropout_fit.fit([(r.features, r.registration.withdrawn) for r in rows])
 
 
 def evaluate(rows: list[oulad.Example], train: str, test: str) -> None:
@@ -247,13 +179,6 @@ def _r_squared(x: np.ndarray, y: np.ndarray) -> float:
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     residual = y - design @ coef
     return float(1 - residual.var() / y.var())
-
-
-def _resolved_spec(name: str, spec: dict, rows: list[oulad.Example]) -> dict:
-    if spec["impute"] != "median":
-        return spec
-    values = sorted(v for r in rows if (v := getattr(r.features, name)) is not None)
-    return {**spec, "impute": float(values[len(values) // 2])}
 
 
 def _predict(model: dict, rows: list[oulad.Example]) -> np.ndarray:

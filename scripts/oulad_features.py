@@ -20,6 +20,7 @@ from veritas.analysis.dropout import (  # noqa: E402
     RiskFeatures,
     StudentHistory,
 )
+from veritas.analysis.dropout_fit import TRAINING_CUTOFFS  # noqa: E402
 from veritas.oulad.evaluate import (  # noqa: E402
     CREDITS_PER_COURSE,
     GROUP_COLUMNS,
@@ -27,7 +28,7 @@ from veritas.oulad.evaluate import (  # noqa: E402
     cohort_features,
 )
 
-CUTOFFS = (30, 60, 90, 120)
+CUTOFFS = TRAINING_CUTOFFS
 
 
 @dataclass(frozen=True)

@@ -226,13 +226,15 @@ def main(argv: list[str] | None = None) -> None:
     evaluate.add_argument("--cutoffs", type=_cutoffs_arg, default=[30, 60, 90, 120],
                           help="days from the presentation start (default 30,60,90,120)")
     evaluate.add_argument("--train-presentations", type=_list_arg,
-                          help="presentations the model was fitted on (default: as recorded"
-                               " in the model; reported, not refitted)")
+                          help="presentations to fit the scorecard on before scoring (default:"
+                               " the shipped model as it is, unless it learned from a test"
+                               " presentation: then DIRECTORY's other presentations)")
     evaluate.add_argument("--test-presentations", type=_list_arg,
-                          help="presentations to score (default: those in DIRECTORY the model"
-                               " was not fitted on, else the latest)")
+                          help="presentations to score (default: those in DIRECTORY not"
+                               " trained on, else the latest)")
     evaluate.add_argument("--model", type=Path,
-                          help="a model JSON from scripts/fit_dropout.py (default: the shipped one)")
+                          help="score with this model JSON from scripts/fit_dropout.py as it"
+                               " is, never refitted (default: the shipped one)")
     evaluate.set_defaults(func=cmd_eval)
 
     args = parser.parse_args(argv)

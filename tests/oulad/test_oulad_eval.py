@@ -89,6 +89,12 @@ def test_eval_command_prints_a_table_and_one_json_line(imported: str) -> None:
                     assert g["ci95"][0] <= g["gap"] <= g["ci95"][1]
     # The import inside eval is the same idempotent import: nothing new the second time.
     assert "0 new" in result.stderr
+    # The shipped model learned from 2013J, so the command refits its recipe on 2013B: the
+    # figures are out of sample, as the first line says.
+    assert "fitting the scorecard on 2013B" in result.stderr
+    assert lines[0].startswith("Dropout risk, the shipped scorecard refitted in this run"
+                               " (fitted on 2013B); train 2013B -> test 2013J")
+    assert "in-sample" not in result.stdout
 
 
 def test_the_cohort_is_who_is_still_registered_on_the_day(imported: str) -> None:

@@ -39,6 +39,7 @@ from veritas.analysis.dropout import (
     history_from_course,
     predict_risk,
 )
+from veritas.analysis.dropout_fit import TRAINING_CUTOFFS, fit
 from veritas.config import asyncpg_dsn
 from veritas.oulad.importer import import_oulad
 from veritas.oulad.progress import Progress
@@ -329,36 +330,43 @@ async def run_eval(
         print(f"warning: {warning}", file=err)
     model, spec = load_model(model_path)
     fitted_on = list((spec.get("trained_on") or {}).get("presentations") or [])
-    train = list(train or fitted_on)
-    if fitted_on and set(train) != set(fitted_on):
-        print(
-            f"note: the model was fitted on {','.join(fitted_on)}; this command does not"
-            " refit, so --train-presentations is only reported. To evaluate a model fitted on"
-            " other presentations, write it with scripts/fit_dropout.py"
-            " --train-presentations ... --out FILE and pass --model FILE.",
-            file=err,
-        )
-    if not test:
-        test = [p for p in summary.presentations if p not in train]
-        if not test:  # every presentation in DIR was trained on: score the latest, and say so
-            test = summary.presentations[-1:]
-    test = list(test)
-    overlap = sorted(set(test) & set(fitted_on))
+    presentations = summary.presentations
+    test = list(test or [p for p in presentations if p not in (train or fitted_on)]
+                or presentations[-1:])
+    if train is None:
+        # Figures are out of sample whenever DIR allows: a test presentation the shipped
+        # model learned from is scored by a model fitted on DIR's other presentations.
+        others = [p for p in presentations if p not in test]
+        learned = model_path is None and set(test) & set(fitted_on)
+        train = others if learned and others else fitted_on
+    train = list(train)
     conn = await asyncpg.connect(asyncpg_dsn(url), server_settings={"timezone": "UTC"})
     try:
         enrolments = await load_enrolments(conn, test)
+        if model_path is None and set(train) != set(fitted_on):
+            model, fitted_on = await _refit(conn, train, err), train
     finally:
         await conn.close()
+    if set(train) != set(fitted_on):
+        print(
+            f"note: {model_path} was fitted on {','.join(fitted_on) or 'unknown'}; this command"
+            " refits only the shipped model, so --train-presentations is only reported.",
+            file=err,
+        )
     if not enrolments:
         raise ValueError(f"no imported OULAD registrations on {', '.join(test)}")
     results = evaluate(enrolments, cutoffs, model)
-    source = str(model_path) if model_path else "shipped dropout_model.json"
+    if model is not None and model_path is None:
+        source = "the shipped scorecard refitted in this run"
+    else:
+        source = str(model_path) if model_path else "shipped dropout_model.json"
     print(
         f"Dropout risk, {source} (fitted on {','.join(fitted_on) or 'unknown'});"
         f" train {','.join(train) or '-'} -> test {','.join(test)}"
         f" ({len(enrolments):,} registrations)",
         file=out,
     )
+    overlap = sorted(set(test) & set(fitted_on))
     if overlap:
         print(
             f"warning: in-sample — the model was fitted on {','.join(overlap)}; these figures"
@@ -368,6 +376,19 @@ async def run_eval(
     print(render_table(results), file=out)
     print(json.dumps(public(results), separators=(",", ":")), file=out)
     return public(results)
+
+
+async def _refit(conn: asyncpg.Connection, train: Sequence[str], err: TextIO) -> dict[str, Any]:
+    """The shipped scorecard's recipe (dropout_fit.fit, as scripts/fit_dropout.py runs it)
+    fitted on the imported registrations of `train`, one row per registration and cutoff."""
+    enrolments = await load_enrolments(conn, train)
+    if not enrolments:
+        raise ValueError(f"no imported OULAD registrations on {', '.join(train)} to fit on")
+    rows = [(features, e.withdrawn) for day in TRAINING_CUTOFFS
+            for e, features in cohort_features(enrolments, day)]
+    print(f"fitting the scorecard on {','.join(train)} ({len(rows):,} rows: each registration"
+          f" at days {','.join(map(str, TRAINING_CUTOFFS))})...", file=err)
+    return fit(rows)
 
 
 def _round(value: float) -> float:
