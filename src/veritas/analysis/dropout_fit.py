@@ -15,7 +15,7 @@ optimum is unique and does not depend on the solver).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from veritas.analysis.dropout import RiskFeatures, predict_risk, transform_feature
@@ -196,7 +196,3 @@ def _linear_solve(matrix: list[list[float]], vector: list[float]) -> list[float]
         out[r] = (a[r][n] - sum(a[r][c] * out[c] for c in range(r + 1, n))) / a[r][r]
     return out
 
-
-def describe(model: Mapping[str, Any]) -> str:
-    """One line naming the fitted coefficients, for command output."""
-    return ", ".join(f"{name} {spec['coef']:+.3f}" for name, spec in model["features"].items())
