@@ -126,6 +126,26 @@ def test_large_flushes_deduplicate_like_small_ones(api: Api, db) -> None:
                       (moved["attempt_id"],)).fetchone()[0] == n
 
 
+def test_an_end_the_cache_missed_is_caught_by_the_write(api: Api, db) -> None:
+    """The statement that stores events re-reads each attempt under a lock, so an attempt
+    ended behind the cache's back (no notification) still refuses events, by either write
+    path, and stores none of them."""
+    _, student, attempt = _attempt(api)
+    aid, h = attempt["attempt_id"], student["headers"]
+    first = api.post("/api/monitor/events", headers=h, json={
+        "attempt_id": aid, "event_type": "heartbeat", "data": {}})
+    assert first.status_code == 201  # the attempt is now cached as in progress
+    db.execute("UPDATE exam_attempts SET status = 'abandoned' WHERE id = %s", (aid,))
+    for count in (1, COPY_MIN_ROWS + 1):
+        response = api.post("/api/monitor/events/batch", headers=h, json={
+            "attempt_id": aid, "events": [{"event_type": "typing", "data": {"keys": i}}
+                                          for i in range(count)]})
+        assert response.status_code == 409, count
+    stored = db.execute("SELECT count(*) FROM monitoring_events WHERE exam_attempt_id = %s",
+                        (aid,)).fetchone()[0]
+    assert stored == 1
+
+
 def test_ownership_and_state_errors(api: Api, admin: dict) -> None:
     teacher, student, attempt = _attempt(api)
     other = api.user()
