@@ -4,16 +4,17 @@ Requests put their rows on a bounded queue and wait. A writer task (per process,
 connection) takes everything queued (up to a row limit), writes it in one commit (a single
 INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING statement, or for a large flush a
 COPY in a transaction that first locks the live attempts), and then answers each waiting
-request. While a statement runs, new requests queue up behind
-it, and an idle writer lingers about as long as its last statement took (at most 5 ms) for
-more company, so commits are shared by everything in flight. No ORM, no transaction per
-event. A full queue or an unreachable database is a 503.
+request. While a statement runs, new requests queue up behind it, and an idle writer
+lingers about as long as its last statement took (at most 5 ms) for more company, so commits
+are shared by everything in flight. No ORM, no transaction per event. A full queue or an
+unreachable database is a 503.
 
-Measured choices (bench/README.md): unnest costs PostgreSQL about what COPY does per row
-(~15 vs ~12 us) with one round trip and no staging table; rows are tuples of the composite
-type monitoring_event_in, sent as one array (asyncpg encodes that in ~6 us of Python per
-row against ~10 for eleven column arrays); writers own their connections so a flush never
-pays the pool's reset query nor waits behind attempt lookups.
+Measured choices (bench/README.md): the INSERT takes one round trip and no staging table,
+which is what matters for the small flushes of light load, and COPY's cheaper rows win from
+a few dozen rows up; rows are tuples of the composite type monitoring_event_in, sent as one
+array (asyncpg encodes that in ~6 us of Python per row against ~10 for eleven column
+arrays); writers own their connections so a flush never pays the pool's reset query nor
+waits behind attempt lookups.
 """
 
 from __future__ import annotations
@@ -59,8 +60,6 @@ LINGER_SECONDS = 0.005
 CONNECT_TIMEOUT = 2.0
 DOWN_SECONDS = 1.0  # after a failed connect, refuse at once for this long (fast 503s)
 
-# Rows travel as one array of the composite type monitoring_event_in (migration 0004);
-# student_id and the partition key come from the attempt row the statement locks anyway.
 # Locks the statement's attempts by primary key and reads their state. FOR SHARE waits for a
 # concurrent submit/abandon and then returns the row as it ended, so no event is acknowledged
 # for an attempt that ended before the event was stored. The status is tested outside the
@@ -74,6 +73,8 @@ LOCK_ATTEMPTS_CTE = """locked AS MATERIALIZED (
 ), live AS (
     SELECT id, student_id, started_at FROM locked WHERE status = 'in_progress'
 )"""
+# Rows travel as one array of the composite type monitoring_event_in (migration 0004);
+# student_id and the partition key come from the attempt rows the statement locks anyway.
 INSERT_SQL = f"""
 WITH {LOCK_ATTEMPTS_CTE}, ins AS (
     INSERT INTO monitoring_events (
