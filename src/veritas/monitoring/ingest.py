@@ -437,16 +437,17 @@ class Ingestor:
     async def _copy(self, conn: asyncpg.Connection, attempt_ids: list[uuid.UUID],
                     rows: list[Row]) -> list[Any]:
         async with conn.transaction():
-            live = {record[0]: record for record in
+            live = {attempt["id"]: attempt for attempt in
                     await conn.fetch(LOCK_LIVE_SQL, attempt_ids, timeout=30)}
-            stored: dict[uuid.UUID, Row] = {}
+            records = {}  # by row id: a later copy in this flush is a duplicate
             for row in rows:
-                if row.exam_attempt_id in live:
-                    stored.setdefault(row.id, row)  # a later copy in this flush: a duplicate
-            await conn.copy_records_to_table("monitoring_events", columns=COPY_COLUMNS, records=[
-                (row.id, live[row.exam_attempt_id][2], row.exam_attempt_id,
-                 live[row.exam_attempt_id][1], row.event_id, row.event_type, row.severity,
-                 row.data_payload, row.anomaly_score is not None, row.anomaly_score,
-                 row.description, row.analysis_notes, row.client_timestamp)
-                for row in stored.values()], timeout=30)
-        return [(True, row_id) for row_id in stored] + [(False, a) for a in live]
+                attempt = live.get(row.exam_attempt_id)
+                if attempt is not None and row.id not in records:
+                    records[row.id] = (
+                        row.id, attempt["started_at"], row.exam_attempt_id, attempt["student_id"],
+                        row.event_id, row.event_type, row.severity, row.data_payload,
+                        row.anomaly_score is not None, row.anomaly_score, row.description,
+                        row.analysis_notes, row.client_timestamp)
+            await conn.copy_records_to_table("monitoring_events", columns=COPY_COLUMNS,
+                                             records=list(records.values()), timeout=30)
+        return [(True, row_id) for row_id in records] + [(False, a) for a in live]

@@ -340,10 +340,11 @@ async def run_eval(
         learned = model_path is None and set(test) & set(fitted_on)
         train = others if learned and others else fitted_on
     train = list(train)
+    refit = model_path is None and set(train) != set(fitted_on)
     conn = await asyncpg.connect(asyncpg_dsn(url), server_settings={"timezone": "UTC"})
     try:
         enrolments = await load_enrolments(conn, test)
-        if model_path is None and set(train) != set(fitted_on):
+        if refit:
             model, fitted_on = await _refit(conn, train, err), train
     finally:
         await conn.close()
@@ -356,7 +357,7 @@ async def run_eval(
     if not enrolments:
         raise ValueError(f"no imported OULAD registrations on {', '.join(test)}")
     results = evaluate(enrolments, cutoffs, model)
-    if model is not None and model_path is None:
+    if refit:
         source = "the shipped scorecard refitted in this run"
     else:
         source = str(model_path) if model_path else "shipped dropout_model.json"
