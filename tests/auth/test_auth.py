@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 import uuid
@@ -68,6 +69,24 @@ def test_passwords_are_plain_bcrypt_and_at_most_72_bytes(api: Api, db) -> None:
         assert "72 bytes" in refused.json()["detail"]
     assert api.post("/api/auth/login", json={"email": ok_payload["email"],
                                              "password": longest + "?!"}).status_code == 401
+
+
+def test_hashes_of_earlier_versions_log_in_and_are_replaced(api: Api, db) -> None:
+    """Databases written before plain bcrypt hold bcrypt(base64(SHA-256(password))): those
+    accounts still log in, and their hash is rewritten in the current form on the way."""
+    response, payload = _register(api)
+    user_id = response.json()["id"]
+    legacy_form = base64.b64encode(hashlib.sha256(PASSWORD.encode()).digest())
+    db.execute("UPDATE users SET password_hash = %s WHERE id = %s",
+               (bcrypt.hashpw(legacy_form, bcrypt.gensalt(4)).decode(), user_id))
+    wrong = api.post("/api/auth/login", json={"email": payload["email"], "password": "Wrong-2026!"})
+    assert wrong.status_code == 401
+    login = api.post("/api/auth/login", json={"email": payload["email"], "password": PASSWORD})
+    assert login.status_code == 200
+    stored = db.execute("SELECT password_hash FROM users WHERE id = %s", (user_id,)).fetchone()[0]
+    assert bcrypt.checkpw(PASSWORD.encode(), stored.encode())
+    assert api.post("/api/auth/login", json={"email": payload["email"],
+                                             "password": PASSWORD}).status_code == 200
 
 
 def test_staff_self_registration_is_403(api: Api) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 from functools import lru_cache
 from importlib import resources
 
@@ -38,19 +40,37 @@ def _hash(password: str, rounds: int) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
 
 
-def _verify(password: str, hashed: str) -> bool:
+def _legacy_form(password: str) -> bytes:
+    # Before plain bcrypt, Veritas hashed base64(SHA-256(password)). Databases written then
+    # still hold such hashes; they keep working and are replaced at the next login.
+    return base64.b64encode(hashlib.sha256(password.encode()).digest())
+
+
+def _matches(password: bytes, hashed: str) -> bool:
     try:
-        return bcrypt.checkpw(password.encode(), hashed.encode())
+        return bcrypt.checkpw(password, hashed.encode())
     except ValueError:  # a password over 72 bytes (never stored) or a malformed hash
         return False
+
+
+def _verify(password: str, hashed: str, rounds: int) -> tuple[bool, str | None]:
+    if _matches(password.encode(), hashed):
+        return True, None
+    # A failure always pays both checks, for unknown users (the dummy hash) too, so the time
+    # taken still says nothing about whether the account exists.
+    if _matches(_legacy_form(password), hashed):
+        return True, _hash(password, rounds)
+    return False, None
 
 
 async def hash_password(password: str, rounds: int) -> str:
     return await asyncio.to_thread(_hash, password, rounds)
 
 
-async def verify_password(password: str, hashed: str) -> bool:
-    return await asyncio.to_thread(_verify, password, hashed)
+async def verify_password(password: str, hashed: str, rounds: int) -> tuple[bool, str | None]:
+    """Whether the password matches the hash, and the plain bcrypt hash to store instead when
+    it matched a legacy one."""
+    return await asyncio.to_thread(_verify, password, hashed, rounds)
 
 
 @lru_cache(maxsize=4)

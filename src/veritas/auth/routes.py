@@ -91,9 +91,11 @@ async def login(request: Request, rt: RuntimeDep, ctx: ContextDep) -> TokenPair:
     if retry_after:
         raise RateLimited("too many failed logins; try again later", retry_after)
     hashed = user.password_hash if user else passwords.dummy_hash(settings.bcrypt_rounds)
-    password_ok = await passwords.verify_password(body.password, hashed)
+    password_ok, upgraded_hash = await passwords.verify_password(
+        body.password, hashed, settings.bcrypt_rounds)
     async with unit_of_work(rt) as session:
-        outcome = await service.finish_login(session, settings, user, password_ok, identifier, ctx)
+        outcome = await service.finish_login(session, settings, user, password_ok, identifier,
+                                             ctx, upgraded_hash=upgraded_hash)
     if outcome is service.LoginOutcome.invalid:
         raise Unauthorized(service.INVALID_CREDENTIALS)
     if outcome is service.LoginOutcome.inactive:

@@ -120,9 +120,10 @@ class LoginOutcome(enum.Enum):
 
 async def finish_login(
     session: AsyncSession, settings: Settings, user: User | None, password_ok: bool,
-    identifier: str, ctx: RequestContext,
+    identifier: str, ctx: RequestContext, *, upgraded_hash: str | None = None,
 ) -> TokenPair | LoginOutcome:
-    """Record the outcome of a password check and, when it passed, issue tokens."""
+    """Record the outcome of a password check and, when it passed, issue tokens (and store
+    `upgraded_hash`, the current form of a password that matched a legacy hash)."""
     if user is None or not password_ok:
         await audit.record(session, ctx, user.id if user else None, "login_failed", "user",
                            user.id if user else None, {"login": identifier[:254]})
@@ -133,6 +134,8 @@ async def finish_login(
         return LoginOutcome.inactive
     fresh.last_login = datetime.now(UTC)
     fresh.last_login_ip = ctx.ip
+    if upgraded_hash is not None:
+        fresh.password_hash = upgraded_hash
     pair = await issue_pair(session, settings, fresh)
     await audit.record(session, ctx, fresh.id, "login", "user", fresh.id)
     return pair
