@@ -40,15 +40,26 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def runtime_url(database_url: str) -> str:
+    """The same database as the least-privilege runtime role the server logs in as."""
+    from veritas.db.roles import ensure_runtime_login
+
+    return ensure_runtime_login(database_url)
+
+
+@pytest.fixture(scope="session")
 def jwt_secret() -> str:
     return secrets.token_urlsafe(48)
 
 
 @pytest.fixture(scope="session")
-def server_env(database_url: str, jwt_secret: str) -> dict[str, str]:
+def server_env(database_url: str, runtime_url: str, jwt_secret: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
     env.update(
-        DATABASE_URL=database_url,
+        # The server and the CLI log in as the runtime role; tests inspect the database
+        # through `db`, as the owner.
+        DATABASE_URL=runtime_url,
+        MIGRATION_DATABASE_URL=database_url,
         JWT_SECRET=jwt_secret,
         BCRYPT_ROUNDS="4",
         TRUSTED_PROXIES='["127.0.0.1"]',

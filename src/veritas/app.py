@@ -27,6 +27,8 @@ from veritas.auth.revocation import RevocationCache
 from veritas.auth.routes import router as auth_router
 from veritas.config import Settings, asyncpg_dsn
 from veritas.db.engine import create_engine, create_sessionmaker
+from veritas.db.roles import POWER_SQL, too_powerful
+from veritas.db.unit_of_work import SYSTEM, SYSTEM_SERVER_SETTINGS, unit_of_work
 from veritas.errors import VeritasError, from_database
 from veritas.exams import service as exams
 from veritas.exams.routes import student as student_exams
@@ -140,21 +142,38 @@ async def _sweep_abandoned(rt: Runtime) -> None:
     while True:
         await asyncio.sleep(SWEEP_SECONDS)
         try:
-            async with rt.sessions() as session, session.begin():
+            async with unit_of_work(rt.sessions, SYSTEM) as session:
                 await exams.abandon_expired(session, rt.settings.attempt_grace_minutes)
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again
             log.warning("abandon sweep failed: %s", exc)
 
 
 def _resolve_database_url(settings: Settings) -> str:
+    """The runtime role's URL; the embedded server is started, migrated as its owner and
+    given its runtime role first."""
     if settings.database_url:
         return settings.database_url
-    from veritas.db.embedded import start_embedded
+    from veritas.db.embedded import runtime_url, start_embedded
     from veritas.db.migrate import upgrade
 
-    url = start_embedded(settings.data_dir)
-    upgrade(url)
-    return url
+    owner = start_embedded(settings.data_dir)
+    upgrade(owner)
+    return runtime_url(owner)
+
+
+async def _warn_if_too_powerful(pool: asyncpg.Pool, settings: Settings) -> None:
+    """Say loudly when the runtime role could get around row-level security or the audit
+    log's grants: PostgreSQL then no longer checks the application."""
+    row = await pool.fetchrow(POWER_SQL)
+    reasons = too_powerful(row["rolsuper"], row["rolbypassrls"], row["owns_tables"])
+    if not reasons:
+        return
+    advice = ("set DATABASE_URL to the runtime role and MIGRATION_DATABASE_URL to the owner"
+              if not settings.migration_database_url else
+              "DATABASE_URL must name the runtime role, not the owner")
+    log.warning("\n%s\nINSECURE: the database role Veritas runs as %s, so row-level security"
+                " and the append-only audit log do not bind it.\n%s (README: Database roles)."
+                "\n%s", "!" * 78, " and ".join(reasons), advice, "!" * 78)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -167,8 +186,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         url = _resolve_database_url(settings)
         dsn = asyncpg_dsn(url)
         engine = create_engine(settings, url)
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4,
-                                         server_settings={"timezone": "UTC"})
+        # The ingestion path's attempt lookups: they answer "whose attempt is this?" for
+        # any student, so this pool's connections are the system's (see monitoring/ingest.py).
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, server_settings={
+            "timezone": "UTC", **SYSTEM_SERVER_SETTINGS})
         revocations = RevocationCache(dsn, settings.redis_url)
         ingestor = Ingestor(pool, dsn, grace_minutes=settings.attempt_grace_minutes,
                             queue_max_events=settings.ingest_queue_max_events,
@@ -177,6 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                      sessions=create_sessionmaker(engine), pool=pool, revocations=revocations,
                      ingestor=ingestor)
         app.state.runtime = rt
+        await _warn_if_too_powerful(pool, settings)
         await revocations.start()
         await ingestor.start()
         # Everything allocated so far lives as long as the process: keep it out of the

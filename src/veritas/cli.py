@@ -18,15 +18,27 @@ def _data_dir() -> Path:
 
 
 def database_url(*, stop_on_exit: bool = True) -> str:
-    """DATABASE_URL, or the embedded server's URL (started on demand) when it is unset."""
+    """DATABASE_URL (the runtime role), or the embedded server's when it is unset: started
+    on demand, migrated by its owner and given its runtime role."""
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
-    from veritas.db.embedded import start_embedded
+    from veritas.db.embedded import runtime_url, start_embedded
+    from veritas.db.migrate import upgrade
 
-    url = start_embedded(_data_dir(), stop_on_exit=stop_on_exit)
-    os.environ["DATABASE_URL"] = url  # worker processes and Settings read it from here
+    owner = start_embedded(_data_dir(), stop_on_exit=stop_on_exit)
+    upgrade(owner)
+    url = runtime_url(owner)
+    # Worker processes and Settings read them from here.
+    os.environ["DATABASE_URL"] = url
+    os.environ["MIGRATION_DATABASE_URL"] = owner
     return url
+
+
+def migration_url() -> str:
+    """Where migrations run: MIGRATION_DATABASE_URL (the owner), else the database URL."""
+    url = database_url()
+    return os.environ.get("MIGRATION_DATABASE_URL") or url
 
 
 def ensure_local_secret() -> None:
@@ -54,14 +66,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from veritas.db.migrate import upgrade
 
     embedded = not os.environ.get("DATABASE_URL")
-    url = database_url()
+    database_url()
     if embedded:
         ensure_local_secret()
     try:
         Settings()  # refuse to start on unsafe settings before anything listens
     except ValueError as exc:
         sys.exit(f"refusing to start: {exc}")
-    upgrade(url)
+    upgrade(migration_url())
     uvicorn.run("veritas.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, loop="uvloop", http="httptools",
                 log_level=os.environ.get("LOG_LEVEL", "info").lower(), proxy_headers=False)
@@ -70,7 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_migrate(_args: argparse.Namespace) -> None:
     from veritas.db.migrate import upgrade
 
-    upgrade(database_url())
+    upgrade(migration_url())
     print("migrations applied")
 
 

@@ -17,6 +17,9 @@ class Settings(BaseSettings):
 
     # Unset means: start the embedded PostgreSQL whose data lives in `data_dir`.
     database_url: str | None = None
+    # The owner's URL, for migrations and DDL; DATABASE_URL is then the least-privilege
+    # runtime role (README, "Database roles"). Unset: migrations use DATABASE_URL.
+    migration_database_url: str | None = None
     data_dir: Path = Field(default=Path(".veritas"), validation_alias="VERITAS_DATA_DIR")
 
     jwt_secret: str | None = None

@@ -25,9 +25,11 @@ from veritas.config import Settings
 from veritas.db.base import AttemptStatus, Role
 from veritas.db.engine import create_engine, create_sessionmaker
 from veritas.db.tools import refresh_views
+from veritas.db.unit_of_work import SYSTEM, unit_of_work
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
 from veritas.exams.schemas import earned_points
 from veritas.monitoring.ingest import event_row_id
+from veritas.monitoring.partitions import copy_events
 from veritas.monitoring.rules import evaluate, exam_rules
 
 DOMAIN = "demo.veritas.school"
@@ -151,7 +153,7 @@ async def build_demo(url: str, *, password: str | None, students: int) -> None:
     engine = create_engine(settings, url)
     sessions = create_sessionmaker(engine)
     try:
-        async with sessions() as session, session.begin():
+        async with unit_of_work(sessions, SYSTEM) as session:
             exists = await session.scalar(
                 select(func.count()).select_from(User).where(User.email.like(f"%@{DOMAIN}"))
             )
@@ -221,9 +223,7 @@ async def build_demo(url: str, *, password: str | None, students: int) -> None:
                                           {"s": started})
                     event_rows += _events(attempt, exam, honest, rng)
             raw = await (await session.connection()).get_raw_connection()
-            await raw.driver_connection.copy_records_to_table(
-                "monitoring_events", records=event_rows, columns=EVENT_COLUMNS
-            )
+            await copy_events(raw.driver_connection, event_rows, EVENT_COLUMNS)
     finally:
         await engine.dispose()
     await refresh_views(url)

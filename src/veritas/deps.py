@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.auth import tokens
 from veritas.db.base import Role
+from veritas.db.unit_of_work import ANONYMOUS, SYSTEM, Principal
+from veritas.db.unit_of_work import unit_of_work as db_unit_of_work
 from veritas.errors import Forbidden, Unauthorized
 from veritas.runtime import Runtime
 
@@ -36,26 +38,17 @@ async def _runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
-@asynccontextmanager
-async def unit_of_work(rt: Runtime) -> AsyncIterator[AsyncSession]:
-    """One transaction; after its commit, revocations it made reach every process."""
-    async with rt.sessions() as session:
-        async with session.begin():
-            yield session
+def unit_of_work(rt: Runtime, caller: Principal) -> AbstractAsyncContextManager[AsyncSession]:
+    """The unit of work as `caller`; after its commit, revocations it made reach every process."""
+
+    async def broadcast(session: AsyncSession) -> None:
         # Committed: tell this process at once and the others over the broadcast.
         messages = session.info.pop(PENDING_REVOCATIONS, [])
         if messages:
             rt.revocations.apply(messages)
             await rt.revocations.publish(messages)
 
-
-async def _transaction(request: Request) -> AsyncIterator[AsyncSession]:
-    async with unit_of_work(runtime(request)) as session:
-        yield session
-
-
-# scope="function": the commit happens before the response is sent, so a 2xx means stored.
-SessionDep = Annotated[AsyncSession, Depends(_transaction, scope="function")]
+    return db_unit_of_work(rt.sessions, caller, after_commit=broadcast)
 
 
 @dataclass(frozen=True)
@@ -106,9 +99,9 @@ async def authenticate(rt: Runtime, token: str) -> tokens.Claims:
     claims = tokens.decode(rt.settings.signing_key, token, "access")
     cut_off = rt.revocations.is_cut_off(claims.jti, claims.user_id)
     if cut_off is None:  # broadcast down: ask the record itself
-        async with rt.engine.connect() as conn:
+        async with db_unit_of_work(rt.sessions, SYSTEM) as session:
             row = (
-                await conn.execute(
+                await session.execute(
                     text(
                         "SELECT u.is_active, t.revoked_at IS NOT NULL AS revoked FROM users u "
                         "LEFT JOIN auth_tokens t ON t.jti = :jti WHERE u.id = :uid"
@@ -122,15 +115,34 @@ async def authenticate(rt: Runtime, token: str) -> tokens.Claims:
     return claims
 
 
-async def _principal(
+async def optional_principal(
     request: Request, token: Annotated[str | None, Depends(bearer)]
-) -> tokens.Claims:
-    if not token:
+) -> tokens.Claims | None:
+    """The caller when a bearer token is sent (401 if it is not valid), else None."""
+    return await authenticate(runtime(request), token) if token else None
+
+
+MaybeUser = Annotated[tokens.Claims | None, Depends(optional_principal)]
+
+
+async def _principal(claims: MaybeUser) -> tokens.Claims:
+    if claims is None:
         raise Unauthorized("not authenticated")
-    return await authenticate(runtime(request), token)
+    return claims
 
 
 CurrentUser = Annotated[tokens.Claims, Depends(_principal)]
+
+
+async def _transaction(request: Request, caller: MaybeUser) -> AsyncIterator[AsyncSession]:
+    # FastAPI solves optional_principal once per request, so CurrentUser and the session
+    # share one verified caller; without a token the session is anonymous and sees no rows.
+    async with unit_of_work(runtime(request), caller or ANONYMOUS) as session:
+        yield session
+
+
+# scope="function": the commit happens before the response is sent, so a 2xx means stored.
+SessionDep = Annotated[AsyncSession, Depends(_transaction, scope="function")]
 
 
 def require_role(*roles: Role):

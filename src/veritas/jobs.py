@@ -20,6 +20,7 @@ from veritas.analysis import service as analysis
 from veritas.config import Settings, asyncpg_dsn
 from veritas.db.engine import create_engine, create_sessionmaker
 from veritas.db.tools import refresh_views
+from veritas.db.unit_of_work import SYSTEM, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def build_app(settings: Settings, database_url: str) -> procrastinate.App:
     @app.task(name=ANALYZE_TASK, queue=ANALYSIS_QUEUE,
               retry=procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2))
     async def analyze_attempt(attempt_id: str) -> None:
-        async with sessions() as session, session.begin():
+        async with unit_of_work(sessions, SYSTEM) as session:
             await analysis.analyze_attempt(session, uuid.UUID(attempt_id), settings)
 
     @app.periodic(cron=f"*/{settings.view_refresh_minutes} * * * *", periodic_id="views")

@@ -268,7 +268,7 @@ async def alert_stream(
     """New alerts pushed as they arrive (server-sent events), authorized like the list.
 
     The stream ends when the caller's token is revoked or their account locked."""
-    async with unit_of_work(rt) as session:
+    async with unit_of_work(rt, user) as session:
         if exam_id is not None:
             await require_exam(session, user, exam_id, ExamRight.analytics)
         await audit.record(session, request_context(request), user.user_id,
@@ -286,7 +286,7 @@ async def alert_stream(
             c = query.selected_columns
             if exam_id is not None:
                 query = query.where(c.exam_id == exam_id)
-            async with rt.sessions() as session:
+            async with unit_of_work(rt, user) as session:
                 rows = (await session.execute(query.order_by(c.created_at).limit(500))).all()
             for row in rows:
                 if row.id in seen:

@@ -18,6 +18,8 @@ from collections.abc import Iterable
 
 import asyncpg
 
+from veritas.db.unit_of_work import SYSTEM_SERVER_SETTINGS
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "veritas_auth"
@@ -136,7 +138,7 @@ class RevocationCache:
             await asyncio.sleep(1)
 
     async def _listen_postgres(self) -> None:
-        conn = await asyncpg.connect(self._dsn)
+        conn = await asyncpg.connect(self._dsn, server_settings=SYSTEM_SERVER_SETTINGS)
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _c: lost.set())
         try:
@@ -158,7 +160,7 @@ class RevocationCache:
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(CHANNEL)
         try:
-            conn = await asyncpg.connect(self._dsn)
+            conn = await asyncpg.connect(self._dsn, server_settings=SYSTEM_SERVER_SETTINGS)
             try:
                 await self._load(conn)
             finally:

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from veritas.audit import service as audit
-from veritas.auth import passwords, service, tokens
+from veritas.auth import passwords, service
 from veritas.auth.models import User
 from veritas.auth.schemas import LoginIn, LogoutIn, RefreshIn, RegisterIn, TokenPair, UserOut
+from veritas.db.unit_of_work import SYSTEM
 from veritas.deps import (
     ContextDep,
     CurrentUser,
+    MaybeUser,
     RuntimeDep,
     SessionDep,
-    authenticate,
-    bearer,
     unit_of_work,
 )
 from veritas.errors import Forbidden, Invalid, RateLimited, Unauthorized
@@ -25,19 +23,12 @@ from veritas.errors import Forbidden, Invalid, RateLimited, Unauthorized
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
-async def optional_actor(
-    rt: RuntimeDep, token: Annotated[str | None, Depends(bearer)]
-) -> tokens.Claims | None:
-    """The caller when a valid bearer token is sent (registering staff needs an admin)."""
-    return await authenticate(rt, token) if token else None
-
-
 @router.post("/register", status_code=201, response_model=UserOut)
-async def register(
-    body: RegisterIn, session: SessionDep, rt: RuntimeDep, ctx: ContextDep,
-    actor: Annotated[tokens.Claims | None, Depends(optional_actor)],
-) -> User:
-    return await service.register(session, rt.settings, body, ctx, actor)
+async def register(body: RegisterIn, rt: RuntimeDep, ctx: ContextDep, actor: MaybeUser) -> User:
+    # The system identity: whether an email is taken is a question about every account.
+    # The actor (an admin registering staff) is checked by the service and audited.
+    async with unit_of_work(rt, SYSTEM) as session:
+        return await service.register(session, rt.settings, body, ctx, actor)
 
 
 LOGIN_BODY = {
@@ -82,7 +73,7 @@ async def login(request: Request, rt: RuntimeDep, ctx: ContextDep) -> TokenPair:
     settings = rt.settings
     # Failures are recorded although the answer is an error, so this route commits its own
     # short transactions; the slow password check runs between them, holding no connection.
-    async with unit_of_work(rt) as session:
+    async with unit_of_work(rt, SYSTEM) as session:
         user = await service.find_login_user(session, identifier)
         retry_after = await service.login_retry_after(session, settings, ctx.ip, user)
         if retry_after:
@@ -93,7 +84,7 @@ async def login(request: Request, rt: RuntimeDep, ctx: ContextDep) -> TokenPair:
     hashed = user.password_hash if user else passwords.dummy_hash(settings.bcrypt_rounds)
     password_ok, upgraded_hash = await passwords.verify_password(
         body.password, hashed, settings.bcrypt_rounds)
-    async with unit_of_work(rt) as session:
+    async with unit_of_work(rt, SYSTEM) as session:
         outcome = await service.finish_login(session, settings, user, password_ok, identifier,
                                              ctx, upgraded_hash=upgraded_hash)
     if outcome is service.LoginOutcome.invalid:
@@ -106,7 +97,7 @@ async def login(request: Request, rt: RuntimeDep, ctx: ContextDep) -> TokenPair:
 @router.post("/refresh", response_model=TokenPair)
 async def refresh(body: RefreshIn, rt: RuntimeDep, ctx: ContextDep) -> TokenPair:
     # A reused token revokes its family, which must be committed despite the 401.
-    async with unit_of_work(rt) as session:
+    async with unit_of_work(rt, SYSTEM) as session:
         pair = await service.refresh(session, rt.settings, body.refresh_token, ctx)
     if pair is None:
         raise Unauthorized("refresh token already used")

@@ -11,7 +11,8 @@ DATABASE_NAME = "veritas"
 
 
 def start_embedded(data_dir: Path, *, stop_on_exit: bool = True) -> str:
-    """Start (or reuse) the embedded server in `data_dir/pg` and return its database URL."""
+    """Start (or reuse) the embedded server in `data_dir/pg` and return its owner's URL
+    (`runtime_url` gives the least-privilege role's)."""
     import pgserver
 
     pg_dir = (data_dir / "pg").resolve()
@@ -23,3 +24,10 @@ def start_embedded(data_dir: Path, *, stop_on_exit: bool = True) -> str:
     log.info("embedded PostgreSQL running with data in %s", pg_dir)
     # Unix-socket URL; both asyncpg and psycopg read `host=` as the socket directory.
     return f"postgresql://postgres:@/{DATABASE_NAME}?host={pg_dir}"
+
+
+def runtime_url(owner_url: str) -> str:
+    """The embedded server's runtime role (created on first use): what the server logs in as."""
+    from veritas.db.roles import ensure_runtime_login
+
+    return ensure_runtime_login(owner_url)

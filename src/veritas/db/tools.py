@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.auth import passwords
 from veritas.auth.schemas import RegisterIn
-from veritas.config import asyncpg_dsn
+from veritas.config import Settings
+from veritas.db.engine import create_engine, create_sessionmaker
+from veritas.db.unit_of_work import SYSTEM, unit_of_work
 from veritas.errors import Invalid
 
 MATERIALIZED_VIEWS = ("exam_performance_summary", "student_risk_summary")
@@ -25,54 +30,36 @@ async def create_admin(url: str, email: str, username: str, password: str) -> uu
         raise ValueError(exc.detail) from None
     rounds = int(os.environ.get("BCRYPT_ROUNDS", "12"))
     hashed = await passwords.hash_password(password, rounds)
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        async with conn.transaction():
-            taken = await conn.fetchval(
-                "SELECT 1 FROM users WHERE email = $1 OR lower(username) = lower($2)",
-                body.email, body.username,
-            )
-            if taken:
-                raise ValueError("email or username already registered")
-            user_id = await conn.fetchval(
-                "INSERT INTO users (email, username, password_hash, role, is_verified)"
-                " VALUES ($1, $2, $3, 'admin', true) RETURNING id",
-                body.email, body.username, hashed,
-            )
-            await conn.execute(
-                "INSERT INTO audit_logs (user_id, action, resource_type, resource_id, details)"
-                " VALUES ($1, 'create_admin', 'user', $2, '{\"via\": \"cli\"}')",
-                user_id, str(user_id),
-            )
-    finally:
-        await conn.close()
+    async with _as_system(url) as session:
+        taken = await session.scalar(
+            text("SELECT 1 FROM users WHERE email = :email OR lower(username) = lower(:name)"),
+            {"email": body.email, "name": body.username})
+        if taken:
+            raise ValueError("email or username already registered")
+        user_id = await session.scalar(
+            text("INSERT INTO users (email, username, password_hash, role, is_verified)"
+                 " VALUES (:email, :name, :hash, 'admin', true) RETURNING id"),
+            {"email": body.email, "name": body.username, "hash": hashed})
+        await session.execute(
+            text("INSERT INTO audit_logs (user_id, action, resource_type, resource_id, details)"
+                 " VALUES (:id, 'create_admin', 'user', :rid, '{\"via\": \"cli\"}')"),
+            {"id": user_id, "rid": str(user_id)})
     return user_id
 
 
 async def refresh_views(url: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        for view in MATERIALIZED_VIEWS:
-            await conn.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
-            await conn.execute(
-                "INSERT INTO view_refreshes VALUES ($1, now()) ON CONFLICT (view_name)"
-                " DO UPDATE SET refreshed_at = excluded.refreshed_at", view)
-    finally:
-        await conn.close()
+    """Refresh the materialized views through their owner's function (the runtime role may
+    read them but only their owner may refresh them)."""
+    async with _as_system(url) as session:
+        await session.execute(text("SELECT veritas_refresh_views()"))
 
 
 async def recompute(url: str) -> int:
     """Rebuild every student's profile and performance_metrics from the raw tables."""
     from veritas.analysis.service import recompute_all
-    from veritas.config import Settings
-    from veritas.db.engine import create_engine, create_sessionmaker
 
-    engine = create_engine(Settings(database_url=url, debug=True), url)
-    try:
-        async with create_sessionmaker(engine)() as session, session.begin():
-            return await recompute_all(session)
-    finally:
-        await engine.dispose()
+    async with _as_system(url) as session:
+        return await recompute_all(session)
 
 
 async def rescore(url: str, exam_id: str) -> int:
@@ -83,17 +70,24 @@ async def rescore(url: str, exam_id: str) -> int:
         exam = uuid.UUID(exam_id)
     except ValueError:
         raise ValueError("--exam must be an exam id (a UUID)") from None
-    conn = await asyncpg.connect(asyncpg_dsn(url))
+    async with _as_system(url) as session:
+        if not await session.scalar(text("SELECT 1 FROM exams WHERE id = :id"), {"id": exam}):
+            raise ValueError("no such exam")
+        return await session.scalar(
+            text("SELECT coalesce(array_length(procrastinate_defer_jobs_v1(array_agg(ROW("
+                 ":queue, :task, 0, 'attempt:' || id, NULL,"
+                 " jsonb_build_object('attempt_id', id::text), NULL)"
+                 "::procrastinate_job_to_defer_v1)), 1), 0) FROM exam_attempts"
+                 " WHERE exam_id = :exam AND status <> 'in_progress'"),
+            {"exam": exam, "queue": ANALYSIS_QUEUE, "task": ANALYZE_TASK})
+
+
+@asynccontextmanager
+async def _as_system(url: str) -> AsyncIterator[AsyncSession]:
+    """One unit of work as the system identity, on an engine of its own."""
+    engine = create_engine(Settings(database_url=url, debug=True), url)
     try:
-        async with conn.transaction():
-            if not await conn.fetchval("SELECT 1 FROM exams WHERE id = $1", exam):
-                raise ValueError("no such exam")
-            return await conn.fetchval(
-                "SELECT coalesce(array_length(procrastinate_defer_jobs_v1(array_agg(ROW($2, $3,"
-                " 0, 'attempt:' || id, NULL, jsonb_build_object('attempt_id', id::text), NULL)"
-                "::procrastinate_job_to_defer_v1)), 1), 0) FROM exam_attempts"
-                " WHERE exam_id = $1 AND status <> 'in_progress'",
-                exam, ANALYSIS_QUEUE, ANALYZE_TASK,
-            )
+        async with unit_of_work(create_sessionmaker(engine), SYSTEM) as session:
+            yield session
     finally:
-        await conn.close()
+        await engine.dispose()

@@ -118,7 +118,7 @@ async def save_draft(
     attempt_id: uuid.UUID, body: schemas.DraftIn, session: SessionDep, rt: RuntimeDep,
     user: Student,
 ) -> dict[str, Any]:
-    async with unit_of_work(rt) as expiry:
+    async with unit_of_work(rt, user) as expiry:
         await service.abandon_if_due(expiry, attempt_id, rt.settings.attempt_grace_minutes)
     return await service.save_draft(
         session, user, attempt_id, body, rt.settings.attempt_grace_minutes
@@ -130,7 +130,7 @@ async def submit(
     attempt_id: uuid.UUID, session: SessionDep, rt: RuntimeDep, user: Student, ctx: ContextDep,
     body: schemas.SubmitIn | None = None,
 ) -> schemas.SubmitOut:
-    async with unit_of_work(rt) as expiry:
+    async with unit_of_work(rt, user) as expiry:
         await service.abandon_if_due(expiry, attempt_id, rt.settings.attempt_grace_minutes)
     attempt = await service.submit(
         session, user, attempt_id, body or schemas.SubmitIn(), rt.settings.attempt_grace_minutes,

@@ -34,8 +34,10 @@ from typing import Any, NamedTuple
 import asyncpg
 from asyncpg.pgproto.pgproto import UUID as PgUUID
 
+from veritas.db.unit_of_work import SYSTEM_SERVER_SETTINGS
 from veritas.errors import Invalid, Unavailable
 from veritas.exams.service import ATTEMPT_ENDED_CHANNEL
+from veritas.monitoring.partitions import copy_events
 from veritas.monitoring.rules import exam_rules
 
 log = logging.getLogger(__name__)
@@ -263,7 +265,8 @@ class Ingestor:
     async def _listen_loop(self) -> None:
         while True:
             try:
-                conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT)
+                conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT,
+                                             server_settings=SYSTEM_SERVER_SETTINGS)
                 try:
                     await conn.add_listener(
                         ATTEMPT_ENDED_CHANNEL,
@@ -352,8 +355,11 @@ class Ingestor:
         if time.monotonic() < self._down_until:
             raise ConnectionError("database recently unreachable")
         try:
+            # The writer's own connection, shared with no one: it writes every student's
+            # events (each request was authorized before it was queued) as the system.
             return await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT,
-                                         statement_cache_size=16)
+                                         statement_cache_size=16,
+                                         server_settings=SYSTEM_SERVER_SETTINGS)
         except Exception:
             self._down_until = time.monotonic() + DOWN_SECONDS
             raise
@@ -448,6 +454,5 @@ class Ingestor:
                         row.event_id, row.event_type, row.severity, row.data_payload,
                         row.anomaly_score is not None, row.anomaly_score, row.description,
                         row.analysis_notes, row.client_timestamp)
-            await conn.copy_records_to_table("monitoring_events", columns=COPY_COLUMNS,
-                                             records=list(records.values()), timeout=30)
+            await copy_events(conn, list(records.values()), COPY_COLUMNS, timeout=30)
         return [(True, row_id) for row_id in records] + [(False, a) for a in live]

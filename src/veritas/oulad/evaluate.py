@@ -41,6 +41,7 @@ from veritas.analysis.dropout import (
 )
 from veritas.analysis.dropout_fit import TRAINING_CUTOFFS, fit
 from veritas.config import asyncpg_dsn
+from veritas.db.unit_of_work import SYSTEM_SERVER_SETTINGS
 from veritas.oulad.importer import import_oulad
 from veritas.oulad.progress import Progress
 
@@ -341,7 +342,7 @@ async def run_eval(
         train = others if learned and others else fitted_on
     train = list(train)
     refit = model_path is None and set(train) != set(fitted_on)
-    conn = await asyncpg.connect(asyncpg_dsn(url), server_settings={"timezone": "UTC"})
+    conn = await asyncpg.connect(asyncpg_dsn(url), server_settings={"timezone": "UTC", **SYSTEM_SERVER_SETTINGS})
     try:
         enrolments = await load_enrolments(conn, test)
         if refit:

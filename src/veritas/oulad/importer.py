@@ -39,6 +39,7 @@ import orjson
 from veritas.auth import passwords
 from veritas.config import asyncpg_dsn
 from veritas.db.tools import refresh_views
+from veritas.db.unit_of_work import SYSTEM_SERVER_SETTINGS
 from veritas.oulad.files import (
     Assessment,
     Dataset,
@@ -106,7 +107,7 @@ async def import_oulad(
     unusable = await passwords.hash_password(secrets.token_urlsafe(32), rounds)
     summary = ImportSummary(warnings=list(data.warnings),
                             presentations=sorted({p for _, p in data.presentations}))
-    conn = await asyncpg.connect(asyncpg_dsn(url), server_settings={"timezone": "UTC"})
+    conn = await asyncpg.connect(asyncpg_dsn(url), server_settings={"timezone": "UTC", **SYSTEM_SERVER_SETTINGS})
     try:
         if not await conn.fetchval(
             "SELECT count(*) = 3 FROM information_schema.columns WHERE table_schema ="
