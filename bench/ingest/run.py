@@ -45,6 +45,7 @@ from bench.ingest.common import (
     truncate_events,
 )
 from bench.ingest.cpu import CpuMeter, descendants, idle_check, parent_of, postgres_pids
+from veritas.db.roles import ensure_runtime_login
 from veritas.monitoring.ingest import event_row_id
 from veritas.monitoring.rules import DEFAULT_RULES, evaluate
 
@@ -117,6 +118,10 @@ class Run:
                     "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"),
                                                                 str(ROOT)]))}
         self.env.pop("REDIS_URL", None)
+        # Veritas logs in as its least-privilege runtime role, under row-level security, as
+        # deployed; the owner (this URL) migrates. The limit and the seed's design keep the owner.
+        self.veritas_env = {**self.env, "DATABASE_URL": ensure_runtime_login(url),
+                            "MIGRATION_DATABASE_URL": url}
         self.postgres = (lambda: postgres_pids(postmaster, name)) if postmaster else list
 
     def meter(self, server: int | None, load: int | None) -> CpuMeter:
@@ -257,7 +262,7 @@ def gc_pauses(port: int, workers: int) -> dict[str, dict[str, int]]:
 async def phase_veritas(run: Run) -> dict[str, Any]:
     """(c) Veritas: single events at --single-rate, then the student mix stepped up."""
     args = run.args
-    server = Server("veritas.app:create_app", run.env, args.workers, "/readyz")
+    server = Server("veritas.app:create_app", run.veritas_env, args.workers, "/readyz")
     load = LoadProcess(server.port, run.tokens, run.attempts)
     try:
         load.command({"op": "connect"})

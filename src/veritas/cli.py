@@ -1,4 +1,4 @@
-"""The `veritas` command: serve, migrate, create-admin, refresh-views, demo."""
+"""The `veritas` command: serve, migrate, create-admin, refresh-views, demo, audit verify."""
 
 from __future__ import annotations
 
@@ -139,6 +139,15 @@ def cmd_rescore(args: argparse.Namespace) -> None:
     print(f"queued {count} attempts for re-analysis")
 
 
+def cmd_audit_verify(_args: argparse.Namespace) -> None:
+    from veritas.audit.chain import verify
+
+    verdict = asyncio.run(verify(database_url()))
+    print(verdict.text())
+    if not verdict.ok:
+        sys.exit(1)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from veritas.demo import build_demo
     from veritas.errors import Invalid
@@ -220,6 +229,11 @@ def main(argv: list[str] | None = None) -> None:
     rescore = sub.add_parser("rescore", help="re-analyze an exam's ended attempts")
     rescore.add_argument("--exam", required=True, help="exam id")
     rescore.set_defaults(func=cmd_rescore)
+
+    audit = sub.add_parser("audit", help="check the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser("verify", help="verify the audit log's hash chain; exit 1 at the"
+                         " first broken link").set_defaults(func=cmd_audit_verify)
 
     demo = sub.add_parser("demo", help="fill an empty database with a believable school")
     demo.add_argument("--password", help="password for every demo account (default: random)")

@@ -12,7 +12,7 @@ from veritas.analysis import review
 from veritas.analysis import service as analysis
 from veritas.analytics.queries import analysis_dict
 from veritas.audit import service as audit
-from veritas.auth.permissions import ExamRight, require_exam
+from veritas.auth.permissions import ExamRight, require_attempt
 from veritas.db.base import AttemptStatus, DropoutRisk
 from veritas.deps import Admin, ContextDep, SessionDep, Staff
 from veritas.errors import Conflict, NotFound
@@ -74,11 +74,7 @@ class ReviewIn(BaseModel):
 
 
 async def _reviewable(session: SessionDep, user: Staff, attempt_id: uuid.UUID):
-    attempt = await session.get(ExamAttempt, attempt_id)
-    if attempt is None:
-        raise NotFound("attempt not found")
-    exam = await require_exam(session, user, attempt.exam_id, ExamRight.analytics)
-    return attempt, exam
+    return await require_attempt(session, user, attempt_id, ExamRight.analytics)
 
 
 @reviews.post("/attempts/{attempt_id}/reviews", status_code=201)

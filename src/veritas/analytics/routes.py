@@ -19,7 +19,7 @@ from veritas.analysis.models import BehaviorAnalysis
 from veritas.analytics import queries
 from veritas.audit import service as audit
 from veritas.auth.models import StudentProfile
-from veritas.auth.permissions import ExamRight, require_exam, visible_exam_ids
+from veritas.auth.permissions import ExamRight, require_attempt, require_exam, visible_exam_ids
 from veritas.db.base import Role, Severity
 from veritas.deps import (
     ContextDep,
@@ -32,7 +32,7 @@ from veritas.deps import (
 )
 from veritas.errors import Invalid, NotFound
 from veritas.exams import service as exams
-from veritas.exams.models import Exam, ExamAttempt
+from veritas.exams.models import Exam
 from veritas.exams.routes import exam_out
 from veritas.json_limits import json_problem
 from veritas.monitoring.models import MonitoringEvent
@@ -135,12 +135,8 @@ async def student_detail(
 
 
 async def _visible_attempt(session: SessionDep, user: Staff, attempt_id: uuid.UUID) -> tuple:
-    attempt = await session.get(ExamAttempt, attempt_id)
-    if attempt is None:
-        raise NotFound("attempt not found")
     # One attempt of an exam the caller may view (can_view), as API.md's attempt views say.
-    exam = await require_exam(session, user, attempt.exam_id, ExamRight.view)
-    return attempt, exam
+    return await require_attempt(session, user, attempt_id, ExamRight.view)
 
 
 @teacher.get("/attempts/{attempt_id}")

@@ -10,13 +10,13 @@ from __future__ import annotations
 import enum
 import uuid
 
-from sqlalchemy import Select, select, true
+from sqlalchemy import Select, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.auth.tokens import Claims
 from veritas.db.base import Role
 from veritas.errors import Forbidden, NotFound
-from veritas.exams.models import Exam, TeacherExamPermission
+from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
 
 
 class ExamRight(enum.Enum):
@@ -59,6 +59,22 @@ async def require_exam(
         if grant is not None and getattr(grant, right.value):
             return exam
     raise Forbidden("Not authorized for this exam")
+
+
+async def require_attempt(
+    session: AsyncSession, user: Claims, attempt_id: uuid.UUID, right: ExamRight
+) -> tuple[ExamAttempt, Exam]:
+    """An attempt of an exam the caller holds `right` on: 404 if there is no such attempt,
+    403 if its exam is not the caller's (row-level security hides its row either way, so the
+    exam is asked of veritas_attempt_exam, which tells nothing else)."""
+    attempt = await session.get(ExamAttempt, attempt_id)
+    if attempt is None:
+        exam_id = await session.scalar(select(func.veritas_attempt_exam(attempt_id)))
+        if exam_id is None:
+            raise NotFound("attempt not found")
+        await require_exam(session, user, exam_id, right)
+        raise NotFound("attempt not found")  # its exam is allowed but its row is not
+    return attempt, await require_exam(session, user, attempt.exam_id, right)
 
 
 def can_manage_grants(user: Claims, exam: Exam) -> bool:

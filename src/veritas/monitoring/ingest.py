@@ -427,7 +427,8 @@ class Ingestor:
         if len(rows) >= COPY_MIN_ROWS:
             try:
                 return await self._copy(conn, attempt_ids, rows)
-            except (asyncpg.UniqueViolationError, asyncpg.CheckViolationError):
+            except (asyncpg.UniqueViolationError, asyncpg.CheckViolationError,
+                    asyncpg.UndefinedTableError):
                 pass  # a stored event retried, or a missing partition: INSERT_SQL handles both
         try:
             return await conn.fetch(INSERT_SQL, attempt_ids, rows, timeout=30)

@@ -173,6 +173,17 @@ BEGIN
     END LOOP;
 END $$;
 
+-- The exam of an attempt, whoever asks: a teacher whose policies hide an attempt is told
+-- 403 for another teacher's exam and 404 for an unknown id, as before row-level security.
+-- It reveals that an attempt id exists and its exam's id, nothing of the student.
+CREATE FUNCTION veritas_attempt_exam(attempt uuid) RETURNS uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+SET veritas.role = 'system' AS $$
+    SELECT exam_id FROM exam_attempts WHERE id = attempt
+$$;
+REVOKE ALL ON FUNCTION veritas_attempt_exam(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION veritas_attempt_exam(uuid) TO {RUNTIME};
+
 -- Refreshing a materialized view needs its owner: the job and the CLI call this.
 CREATE FUNCTION veritas_refresh_views() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
@@ -315,7 +326,7 @@ def downgrade() -> None:
     DROP TRIGGER IF EXISTS audit_logs_append_only ON audit_logs;
     DROP TRIGGER IF EXISTS audit_logs_seal ON audit_logs;
     DROP FUNCTION IF EXISTS veritas_audit_append_only(), veritas_audit_seal(),
-        veritas_audit_seal_row(uuid), veritas_refresh_views();
+        veritas_audit_seal_row(uuid), veritas_refresh_views(), veritas_attempt_exam(uuid);
     DROP TABLE IF EXISTS audit_chain_head;
     ALTER TABLE audit_logs DROP COLUMN IF EXISTS chain_seq, DROP COLUMN IF EXISTS prev_hash,
         DROP COLUMN IF EXISTS row_hash;

@@ -1,0 +1,353 @@
+"""PostgreSQL stops trusting the application: the runtime role, row-level security, the unit of
+work that names every transaction's caller, and the append-only, hash-chained audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy import func, select, text
+
+from tests.support import Api, drop_database, make_database
+from veritas.auth.models import User
+from veritas.config import Settings
+from veritas.db.engine import create_engine, create_sessionmaker
+from veritas.db.roles import ensure_runtime_login
+from veritas.db.unit_of_work import SYSTEM, Caller, unit_of_work
+from veritas.exams.models import ExamAttempt
+from veritas.monitoring.models import MonitoringEvent
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+def _caller(user: dict) -> Caller:
+    return Caller(uuid.UUID(user["id"]), user["role"])
+
+
+def _events(api: Api, student: dict, attempt: dict, n: int = 3) -> None:
+    response = api.post("/api/monitor/events/batch", headers=student["headers"], json={
+        "attempt_id": attempt["attempt_id"],
+        "events": [{"event_type": "heartbeat", "event_id": str(uuid.uuid4())}
+                   for _ in range(n)]})
+    assert response.status_code == 201, response.text
+
+
+@pytest.fixture(scope="module")
+def school(api: Api) -> dict:
+    """Two teachers, each with an exam; three students with attempts and events."""
+    t1, t2 = api.user("teacher"), api.user("teacher")
+    e1, e2 = api.exam(t1), api.exam(t2)
+    s1, s2, s3 = api.user(), api.user(), api.user()
+    attempts = {}
+    for student, exam in ((s1, e1), (s2, e1), (s2, e2), (s3, e2)):
+        attempt = api.start(student, exam)
+        _events(api, student, attempt)
+        attempts[(student["id"], exam["id"])] = attempt["attempt_id"]
+    return {"t1": t1, "t2": t2, "e1": e1, "e2": e2, "s1": s1, "s2": s2, "s3": s3,
+            "attempts": attempts}
+
+
+# --- the runtime role -------------------------------------------------------------------
+
+
+def test_runtime_role_is_least_privilege(runtime_url: str) -> None:
+    with psycopg.connect(runtime_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles"
+            " WHERE rolname = current_user").fetchone()
+        assert row == (False, False, False, False)
+        owned = conn.execute(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+            " AND pg_has_role(current_user, relowner, 'USAGE')").fetchone()[0]
+        assert owned == 0
+        for statement in ("UPDATE audit_logs SET action = 'x'", "DELETE FROM audit_logs",
+                          "TRUNCATE audit_logs", "CREATE TABLE sneaky (id int)",
+                          "REFRESH MATERIALIZED VIEW exam_performance_summary",
+                          "ALTER TABLE users DISABLE ROW LEVEL SECURITY"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+
+
+def test_server_connections_log_in_as_the_runtime_role(api: Api, db, runtime_url: str) -> None:
+    login = psycopg.conninfo.conninfo_to_dict(runtime_url)["user"]
+    users = {r[0] for r in db.execute(
+        "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND backend_type = 'client backend'").fetchall()}
+    assert users == {login}
+
+
+def test_copy_into_the_parent_is_refused_but_partitions_take_inserts(runtime_url: str) -> None:
+    with psycopg.connect(runtime_url) as conn:
+        conn.execute("SELECT set_config('veritas.role', 'system', true)")
+        name = conn.execute("SELECT veritas_ensure_event_partition('2031-05-17')").fetchone()[0]
+        conn.commit()
+        assert name == "monitoring_events_2031_05"
+        owner = conn.execute("SELECT pg_get_userbyid(relowner) = current_user FROM pg_class"
+                             " WHERE relname = %s", (name,)).fetchone()[0]
+        assert owner is False
+        # Reads go through the parent and its policies, never straight to a partition.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"SELECT count(*) FROM {name}")
+        conn.rollback()
+        with pytest.raises(psycopg.errors.FeatureNotSupported), \
+                conn.cursor().copy("COPY monitoring_events (id) FROM STDIN") as copy:
+            copy.write_row((uuid.uuid4(),))
+
+
+LIFESPAN = """
+import asyncio
+from veritas.app import create_app
+
+app = create_app()
+
+async def main():
+    async with app.router.lifespan_context(app):
+        pass
+
+asyncio.run(main())
+"""
+
+
+def test_server_warns_loudly_when_its_role_is_too_powerful(
+    server_env: dict[str, str], database_url: str,
+) -> None:
+    # The owner (a superuser here) as DATABASE_URL, and no MIGRATION_DATABASE_URL.
+    env = {k: v for k, v in server_env.items() if k != "MIGRATION_DATABASE_URL"}
+    env["DATABASE_URL"] = database_url
+    loud = subprocess.run([sys.executable, "-c", LIFESPAN], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert loud.returncode == 0, loud.stderr
+    assert "INSECURE" in loud.stderr and "is a superuser" in loud.stderr, loud.stderr
+    assert "MIGRATION_DATABASE_URL" in loud.stderr
+    quiet = subprocess.run([sys.executable, "-c", LIFESPAN], env=server_env,
+                           capture_output=True, text=True, timeout=60)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "INSECURE" not in quiet.stderr
+
+
+def test_runtime_role_creation_is_idempotent_and_race_safe(database_url: str) -> None:
+    login = "veritas_race_" + uuid.uuid4().hex[:8]
+
+    async def create() -> str:
+        return await asyncio.to_thread(ensure_runtime_login, database_url, login)
+
+    async def many() -> list[str]:
+        return await asyncio.gather(*(create() for _ in range(6)))
+
+    try:
+        urls = _run(many())
+        assert len(set(urls)) == 1
+        with psycopg.connect(urls[0]) as conn:
+            assert conn.execute("SELECT pg_has_role(current_user, 'veritas_runtime', 'MEMBER')"
+                                ).fetchone()[0]
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {login}")
+
+
+# --- one unit of work -------------------------------------------------------------------
+
+
+def test_identity_never_carries_over_on_a_pool_of_one(runtime_url: str, school: dict) -> None:
+    s1, s2 = school["s1"], school["s2"]
+
+    async def scenario() -> None:
+        settings = Settings(database_url=runtime_url, debug=True, db_pool_size=1,
+                            db_max_overflow=0)
+        engine = create_engine(settings, runtime_url)
+        sessions = create_sessionmaker(engine)
+        pids = set()
+        try:
+            for student in (s1, s2, s1):
+                async with unit_of_work(sessions, _caller(student)) as session:
+                    pids.add(await session.scalar(text("SELECT pg_backend_pid()")))
+                    ids = (await session.scalars(select(User.id))).all()  # no WHERE
+                    assert [str(i) for i in ids] == [student["id"]]
+                # Outside a unit of work the same connection names nobody and sees nothing.
+                async with engine.connect() as conn:
+                    pids.add(await conn.scalar(text("SELECT pg_backend_pid()")))
+                    assert await conn.scalar(
+                        text("SELECT current_setting('veritas.user_id', true)")) in ("", None)
+                    assert await conn.scalar(select(func.count()).select_from(User)) == 0
+            # A transaction that fails rolls its identity back with it.
+            with pytest.raises(RuntimeError):
+                async with unit_of_work(sessions, _caller(s1)):
+                    raise RuntimeError("boom")
+            async with engine.connect() as conn:
+                assert await conn.scalar(select(func.count()).select_from(User)) == 0
+            assert len(pids) == 1  # one pooled connection served every transaction
+        finally:
+            await engine.dispose()
+
+    _run(scenario())
+
+
+# --- row-level security -----------------------------------------------------------------
+
+
+async def _visible(runtime_url: str, caller: Caller, query) -> list:
+    engine = create_engine(Settings(database_url=runtime_url, debug=True), runtime_url)
+    try:
+        async with unit_of_work(create_sessionmaker(engine), caller) as session:
+            return list((await session.execute(query)).all())
+    finally:
+        await engine.dispose()
+
+
+def test_a_query_without_where_shows_a_student_only_their_rows(
+    runtime_url: str, school: dict,
+) -> None:
+    for key in ("s1", "s2", "s3"):
+        student = school[key]
+        caller = _caller(student)
+        attempts = _run(_visible(runtime_url, caller, select(ExamAttempt.student_id)))
+        assert attempts and {str(r[0]) for r in attempts} == {student["id"]}
+        events = _run(_visible(runtime_url, caller, select(MonitoringEvent.student_id)))
+        assert events and {str(r[0]) for r in events} == {student["id"]}
+        users = _run(_visible(runtime_url, caller, select(User.id)))
+        assert [str(r[0]) for r in users] == [student["id"]]
+        audit = _run(_visible(runtime_url, caller, text("SELECT DISTINCT user_id FROM audit_logs")))
+        assert {str(r[0]) for r in audit} <= {student["id"]}
+
+
+def test_a_query_without_where_shows_a_teacher_only_permitted_exams(
+    api: Api, runtime_url: str, school: dict,
+) -> None:
+    t1, e1, e2 = school["t1"], school["e1"], school["e2"]
+    attempts = _run(_visible(runtime_url, _caller(t1), select(ExamAttempt.exam_id)))
+    assert {str(r[0]) for r in attempts} == {e1["id"]}
+    events = _run(_visible(runtime_url, _caller(t1), select(MonitoringEvent.exam_attempt_id)))
+    mine = {v for (s, e), v in school["attempts"].items() if e == e1["id"]}
+    assert {str(r[0]) for r in events} == mine
+    students = _run(_visible(runtime_url, _caller(t1),
+                             select(User.id).where(User.role == "student")))
+    assert {str(r[0]) for r in students} == {school["s1"]["id"], school["s2"]["id"]}
+    # A grant on the second exam shows its rows too.
+    assert api.grant(school["t2"], e2, t1, can_view=True).status_code in (200, 201)
+    attempts = _run(_visible(runtime_url, _caller(t1), select(ExamAttempt.exam_id)))
+    assert {str(r[0]) for r in attempts} == {e1["id"], e2["id"]}
+
+
+def test_anonymous_sees_nothing_and_system_and_admin_see_everything(
+    runtime_url: str, school: dict, admin: dict,
+) -> None:
+    nobody = Caller(None, "anonymous")
+    assert _run(_visible(runtime_url, nobody, select(User.id))) == []
+    assert _run(_visible(runtime_url, nobody, select(ExamAttempt.id))) == []
+    everyone = {str(r[0]) for r in _run(_visible(runtime_url, SYSTEM, select(User.id)))}
+    assert {school[k]["id"] for k in ("s1", "s2", "s3", "t1", "t2")} <= everyone
+    assert {str(r[0]) for r in _run(_visible(runtime_url, _caller(admin), select(User.id)))
+            } == everyone
+
+
+def test_a_student_cannot_write_another_students_rows(runtime_url: str, school: dict) -> None:
+    async def tamper() -> int:
+        engine = create_engine(Settings(database_url=runtime_url, debug=True), runtime_url)
+        try:
+            async with unit_of_work(create_sessionmaker(engine), _caller(school["s1"])) as s:
+                result = await s.execute(text("UPDATE exam_attempts SET flagged = true"))
+                return result.rowcount
+        finally:
+            await engine.dispose()
+
+    assert _run(tamper()) == 1  # only their own attempt
+
+
+# --- the audit log ----------------------------------------------------------------------
+
+
+def test_audit_log_refuses_update_delete_and_truncate_even_from_the_owner(db) -> None:
+    db.execute("INSERT INTO audit_logs (action) VALUES ('owner_probe')")
+    for statement in ("UPDATE audit_logs SET action = 'x' WHERE action = 'owner_probe'",
+                      "DELETE FROM audit_logs WHERE action = 'owner_probe'",
+                      "TRUNCATE audit_logs"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            db.execute(statement)
+
+
+def _verify(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "veritas.cli", "audit", "verify"],
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture()
+def audited_db(database_url: str, server_env: dict[str, str]) -> Iterator[tuple[str, dict]]:
+    """A database of its own, migrated, with a few audit records: tampering stays here."""
+    from veritas.db.migrate import upgrade
+
+    owner = make_database(database_url, "veritas_chain_" + uuid.uuid4().hex[:8])
+    try:
+        upgrade(owner)
+        with psycopg.connect(owner, autocommit=True) as conn:
+            for i in range(5):
+                conn.execute("INSERT INTO audit_logs (action, details) VALUES (%s, %s)",
+                             (f"action_{i}", f'{{"n": {i}}}'))
+        env = {**server_env, "DATABASE_URL": ensure_runtime_login(owner),
+               "MIGRATION_DATABASE_URL": owner}
+        yield owner, env
+    finally:
+        drop_database(database_url, owner)
+
+
+def test_audit_verify_passes_on_a_clean_log(audited_db, server_env, api: Api) -> None:
+    _, env = audited_db
+    out = _verify(env)
+    assert out.returncode == 0 and "intact: 5 records" in out.stdout, out.stdout + out.stderr
+    # The suite's own log, written by the server through every route, verifies too.
+    shared = _verify(server_env)
+    assert shared.returncode == 0, shared.stdout + shared.stderr
+
+
+def test_audit_verify_reports_an_owner_side_edit_at_its_row(audited_db) -> None:
+    owner, env = audited_db
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only")
+        row_id = conn.execute("UPDATE audit_logs SET details = '{\"n\": 99}'"
+                              " WHERE chain_seq = 3 RETURNING id").fetchone()[0]
+        conn.execute("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only")
+    out = _verify(env)
+    assert out.returncode == 1
+    assert f"BROKEN at record 3 (id {row_id})" in out.stdout and "contents" in out.stdout
+
+
+def test_audit_verify_reports_a_removed_row_and_a_removed_tail(audited_db) -> None:
+    owner, env = audited_db
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only")
+        conn.execute("DELETE FROM audit_logs WHERE chain_seq = 5")
+    out = _verify(env)
+    assert out.returncode == 1 and "BROKEN at record 5" in out.stdout, out.stdout
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("DELETE FROM audit_logs WHERE chain_seq = 2")
+    out = _verify(env)
+    assert out.returncode == 1 and "record 2 is missing" in out.stdout, out.stdout
+
+
+def test_audit_rows_are_sealed_in_commit_order_under_concurrency(audited_db) -> None:
+    owner, env = audited_db
+
+    async def write(i: int) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(env["DATABASE_URL"])
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT set_config('veritas.role', 'system', true)")
+                await conn.execute("INSERT INTO audit_logs (action) VALUES ($1)", f"c{i}")
+                await asyncio.sleep(0.01 * (i % 3))
+        finally:
+            await conn.close()
+
+    async def many() -> None:
+        await asyncio.gather(*(write(i) for i in range(20)))
+
+    _run(many())
+    out = _verify(env)
+    assert out.returncode == 0 and "intact: 25 records" in out.stdout, out.stdout + out.stderr
