@@ -75,6 +75,20 @@ def test_runtime_role_is_least_privilege(runtime_url: str) -> None:
                 conn.execute(statement)
 
 
+def test_tables_of_later_migrations_get_the_runtime_grants(db, runtime_url: str) -> None:
+    # What a later migration does, as the owner: default privileges grant the runtime role.
+    table = "later_" + uuid.uuid4().hex[:8]
+    db.execute(f"CREATE TABLE {table} (id int)")
+    try:
+        with psycopg.connect(runtime_url, autocommit=True) as conn:
+            conn.execute(f"INSERT INTO {table} VALUES (1)")
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 1
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"DROP TABLE {table}")
+    finally:
+        db.execute(f"DROP TABLE {table}")
+
+
 def test_server_connections_log_in_as_the_runtime_role(api: Api, db, runtime_url: str) -> None:
     login = psycopg.conninfo.conninfo_to_dict(runtime_url)["user"]
     users = {r[0] for r in db.execute(
