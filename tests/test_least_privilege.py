@@ -203,6 +203,22 @@ def test_identity_never_carries_over_on_a_pool_of_one(runtime_url: str, school: 
     _run(scenario())
 
 
+def test_no_code_opens_an_orm_transaction_around_the_unit_of_work() -> None:
+    import re
+    from pathlib import Path
+
+    import veritas
+
+    root = Path(veritas.__file__).parent
+    opened = re.compile(r"\.begin\(\)|\bsessions\(\)|create_sessionmaker\(engine\)\(\)")
+    offenders = [
+        f"{path.relative_to(root)}:{n}"
+        for path in root.rglob("*.py") if path.name != "unit_of_work.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1) if opened.search(line)
+    ]
+    assert offenders == []
+
+
 # --- row-level security -----------------------------------------------------------------
 
 

@@ -1,8 +1,6 @@
-"""Engine and session factory; one transaction per request."""
+"""Engine and session factory; transactions open through veritas.db.unit_of_work only."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -28,10 +26,3 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
-async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """Yield a session whose work commits when the request succeeds and rolls back otherwise."""
-    async with factory() as session:
-        async with session.begin():
-            yield session

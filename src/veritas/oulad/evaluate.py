@@ -342,7 +342,8 @@ async def run_eval(
         train = others if learned and others else fitted_on
     train = list(train)
     refit = model_path is None and set(train) != set(fitted_on)
-    conn = await asyncpg.connect(asyncpg_dsn(url), server_settings={"timezone": "UTC", **SYSTEM_SERVER_SETTINGS})
+    conn = await asyncpg.connect(asyncpg_dsn(url), server_settings={
+        "timezone": "UTC", **SYSTEM_SERVER_SETTINGS})
     try:
         enrolments = await load_enrolments(conn, test)
         if refit:

@@ -107,7 +107,8 @@ async def import_oulad(
     unusable = await passwords.hash_password(secrets.token_urlsafe(32), rounds)
     summary = ImportSummary(warnings=list(data.warnings),
                             presentations=sorted({p for _, p in data.presentations}))
-    conn = await asyncpg.connect(asyncpg_dsn(url), server_settings={"timezone": "UTC", **SYSTEM_SERVER_SETTINGS})
+    conn = await asyncpg.connect(asyncpg_dsn(url), server_settings={
+        "timezone": "UTC", **SYSTEM_SERVER_SETTINGS})
     try:
         if not await conn.fetchval(
             "SELECT count(*) = 3 FROM information_schema.columns WHERE table_schema ="

@@ -325,6 +325,8 @@ def downgrade() -> None:
     DROP TRIGGER IF EXISTS audit_logs_no_truncate ON audit_logs;
     DROP TRIGGER IF EXISTS audit_logs_append_only ON audit_logs;
     DROP TRIGGER IF EXISTS audit_logs_seal ON audit_logs;
+    ALTER FUNCTION veritas_ensure_event_partition(timestamptz) SECURITY INVOKER;
+    GRANT EXECUTE ON FUNCTION veritas_ensure_event_partition(timestamptz) TO PUBLIC;
     DROP FUNCTION IF EXISTS veritas_audit_append_only(), veritas_audit_seal(),
         veritas_audit_seal_row(uuid), veritas_refresh_views(), veritas_attempt_exam(uuid);
     DROP TABLE IF EXISTS audit_chain_head;
