@@ -51,67 +51,71 @@ $$;
 CREATE FUNCTION veritas_sees_all() RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT veritas_caller_role() IN ('admin', 'system')
 $$;
--- The caller teaches this exam: created it, or holds a grant on it.
-CREATE FUNCTION veritas_teaches(exam uuid) RETURNS boolean LANGUAGE sql STABLE AS $$
-    SELECT veritas_caller_role() = 'teacher' AND (
-        EXISTS (SELECT FROM teacher_exam_permissions p
-                WHERE p.exam_id = exam AND p.teacher_id = veritas_caller_id())
-        OR EXISTS (SELECT FROM exams e WHERE e.id = exam AND e.creator_id = veritas_caller_id()))
+-- What the caller teaches, as sets: a policy asks `x IN (SELECT * FROM ...)`, which PostgreSQL
+-- computes once per query into a hash (a function holding EXISTS would run once per row).
+-- Exams: created by the caller, or granted to them.
+CREATE FUNCTION veritas_taught_exams() RETURNS SETOF uuid LANGUAGE sql STABLE AS $$
+    SELECT p.exam_id FROM teacher_exam_permissions p
+    WHERE veritas_caller_role() = 'teacher' AND p.teacher_id = veritas_caller_id()
+    UNION
+    SELECT e.id FROM exams e
+    WHERE veritas_caller_role() = 'teacher' AND e.creator_id = veritas_caller_id()
 $$;
--- The caller teaches this attempt's exam.
-CREATE FUNCTION veritas_teaches_attempt(attempt uuid) RETURNS boolean LANGUAGE sql STABLE AS $$
-    SELECT veritas_caller_role() = 'teacher' AND EXISTS (
-        SELECT FROM exam_attempts a WHERE a.id = attempt AND veritas_teaches(a.exam_id))
+-- Attempts of those exams, and the students who made them.
+CREATE FUNCTION veritas_taught_attempts() RETURNS SETOF uuid LANGUAGE sql STABLE AS $$
+    SELECT a.id FROM exam_attempts a WHERE a.exam_id IN (SELECT * FROM veritas_taught_exams())
 $$;
--- The caller teaches an exam this student attempted.
-CREATE FUNCTION veritas_teaches_student(student uuid) RETURNS boolean LANGUAGE sql STABLE AS $$
-    SELECT veritas_caller_role() = 'teacher' AND EXISTS (
-        SELECT FROM exam_attempts a WHERE a.student_id = student AND veritas_teaches(a.exam_id))
+CREATE FUNCTION veritas_taught_students() RETURNS SETOF uuid LANGUAGE sql STABLE AS $$
+    SELECT a.student_id FROM exam_attempts a
+    WHERE a.exam_id IN (SELECT * FROM veritas_taught_exams())
 $$;
 """
 
 # table: (who may read, who may write). Reads are the product's visibility rules; writes are
 # narrower where the product never lets a reader write.
+ALL = "veritas_sees_all()"
 OWN = "veritas_caller_id()"
+EXAMS = "(SELECT * FROM veritas_taught_exams())"
+ATTEMPTS = "(SELECT * FROM veritas_taught_attempts())"
+STUDENTS = "(SELECT * FROM veritas_taught_students())"
 POLICIES = {
     "users": (
-        f"veritas_sees_all() OR id = {OWN} OR (veritas_caller_role() = 'teacher'"
-        " AND (role <> 'student' OR veritas_teaches_student(id)))",
-        f"veritas_sees_all() OR id = {OWN}",
+        f"{ALL} OR id = {OWN} OR (veritas_caller_role() = 'teacher'"
+        f" AND (role <> 'student' OR id IN {STUDENTS}))",
+        f"{ALL} OR id = {OWN}",
     ),
     "student_profiles": (
-        f"veritas_sees_all() OR user_id = {OWN} OR veritas_teaches_student(user_id)",
-        f"veritas_sees_all() OR user_id = {OWN}",
+        f"{ALL} OR user_id = {OWN} OR user_id IN {STUDENTS}",
+        f"{ALL} OR user_id = {OWN}",
     ),
     "teacher_profiles": (
-        f"veritas_sees_all() OR user_id = {OWN} OR veritas_caller_role() = 'teacher'",
-        f"veritas_sees_all() OR user_id = {OWN}",
+        f"{ALL} OR user_id = {OWN} OR veritas_caller_role() = 'teacher'",
+        f"{ALL} OR user_id = {OWN}",
     ),
     "exam_attempts": (
-        f"veritas_sees_all() OR student_id = {OWN} OR veritas_teaches(exam_id)",
-        f"veritas_sees_all() OR student_id = {OWN} OR veritas_teaches(exam_id)",
+        f"{ALL} OR student_id = {OWN} OR exam_id IN {EXAMS}",
+        f"{ALL} OR student_id = {OWN} OR exam_id IN {EXAMS}",
     ),
     "monitoring_events": (
-        f"veritas_sees_all() OR student_id = {OWN} OR veritas_teaches_attempt(exam_attempt_id)",
-        f"veritas_sees_all() OR student_id = {OWN}",
+        f"{ALL} OR student_id = {OWN} OR exam_attempt_id IN {ATTEMPTS}",
+        f"{ALL} OR student_id = {OWN}",
     ),
     "behavior_analysis": (
-        f"veritas_sees_all() OR student_id = {OWN} OR veritas_teaches_attempt(exam_attempt_id)",
-        "veritas_sees_all()",
+        f"{ALL} OR student_id = {OWN} OR exam_attempt_id IN {ATTEMPTS}",
+        ALL,
     ),
     "performance_metrics": (
-        f"veritas_sees_all() OR student_id = {OWN} OR veritas_teaches_student(student_id)",
-        f"veritas_sees_all() OR student_id = {OWN}",
+        f"{ALL} OR student_id = {OWN} OR student_id IN {STUDENTS}",
+        f"{ALL} OR student_id = {OWN}",
     ),
     "review_decisions": (
-        "veritas_sees_all() OR veritas_teaches_attempt(exam_attempt_id) OR EXISTS ("
-        f"SELECT FROM exam_attempts a WHERE a.id = exam_attempt_id AND a.student_id = {OWN})",
-        f"veritas_sees_all() OR (reviewer_id = {OWN}"
-        " AND veritas_teaches_attempt(exam_attempt_id))",
+        f"{ALL} OR exam_attempt_id IN {ATTEMPTS}"
+        f" OR exam_attempt_id IN (SELECT id FROM exam_attempts WHERE student_id = {OWN})",
+        f"{ALL} OR (reviewer_id = {OWN} AND exam_attempt_id IN {ATTEMPTS})",
     ),
     "analysis_alerts": (
-        f"veritas_sees_all() OR student_id = {OWN} OR veritas_teaches(exam_id)",
-        "veritas_sees_all()",
+        f"{ALL} OR student_id = {OWN} OR exam_id IN {EXAMS}",
+        ALL,
     ),
 }
 
@@ -216,7 +220,7 @@ def _row_level_security() -> str:
         ALTER TABLE audit_logs ENABLE ROW LEVEL SECURITY;
         ALTER TABLE audit_logs FORCE ROW LEVEL SECURITY;
         CREATE POLICY audit_logs_read ON audit_logs FOR SELECT
-            USING (veritas_sees_all() OR user_id = {OWN});
+            USING ({ALL} OR user_id = {OWN});
         CREATE POLICY audit_logs_append ON audit_logs FOR INSERT WITH CHECK (true);
         CREATE POLICY audit_logs_seal ON audit_logs FOR UPDATE
             USING (veritas_caller_role() = 'system') WITH CHECK (true);
@@ -341,8 +345,8 @@ def downgrade() -> None:
     op.execute("DROP POLICY IF EXISTS audit_logs_append ON audit_logs;"
                " DROP POLICY IF EXISTS audit_logs_seal ON audit_logs;")
     op.execute("""
-    DROP FUNCTION IF EXISTS veritas_teaches_student(uuid), veritas_teaches_attempt(uuid),
-        veritas_teaches(uuid), veritas_sees_all(), veritas_caller_id(), veritas_caller_role();
+    DROP FUNCTION IF EXISTS veritas_taught_students(), veritas_taught_attempts(),
+        veritas_taught_exams(), veritas_sees_all(), veritas_caller_id(), veritas_caller_role();
     """)
     op.execute(f"""
     ALTER DEFAULT PRIVILEGES IN SCHEMA public
