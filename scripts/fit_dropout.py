@@ -4,8 +4,9 @@
         --out src/veritas/analysis/dropout_model.json [--train-presentations 2013B,2013J]
 
 Prints the LMI check (R² of the next mark from the cumulative mean, with and without LMI),
-then the 2013B -> 2013J evaluation at each cutoff, then writes the model fitted on
---train-presentations. Offline only: numpy is not a runtime dependency (the fit itself is
+the module-held-out check within all presentations, the 2013B -> 2013J evaluation at each
+cutoff, then writes the model fitted on --train-presentations with both checks as its
+validity. Offline only: numpy is not a runtime dependency (the fit itself is
 veritas.analysis.dropout_fit, in plain Python, which `veritas eval dropout` also uses).
 """
 
@@ -21,16 +22,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import oulad_features as oulad  # noqa: E402
 
-from veritas.analysis import dropout_fit, metrics  # noqa: E402
-from veritas.analysis.dropout import predict_risk  # noqa: E402
+from veritas.analysis import dropout_fit  # noqa: E402
 from veritas.analysis.momentum import calculate_lmi  # noqa: E402
+from veritas.oulad import evaluate  # noqa: E402
+from veritas.oulad.evaluate import Enrolment  # noqa: E402
 
 EVAL_TRAIN, EVAL_TEST = "2013B", "2013J"
-GROUP_AUC_MARGIN = 0.05  # a group's AUC this far below the whole is flagged
 
 
 def main() -> None:
-    """Run the LMI check, the out-of-sample evaluation, then fit and write the model."""
+    """Run the LMI check, the two validations, then fit and write the model."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
@@ -39,115 +40,64 @@ def main() -> None:
 
     registrations = oulad.load_registrations(args.data)
     print_lmi_check(registrations)
-    rows = oulad.examples(registrations)
-    print_module_held_out_check(rows, EVAL_TRAIN)
-    evaluate(rows, EVAL_TRAIN, EVAL_TEST)
+    module_held_out = module_held_out_check(registrations)
+    held_out = held_out_check(registrations, EVAL_TRAIN, EVAL_TEST)
 
-    train = [r for r in rows if r.registration.presentation in args.train_presentations.split(",")]
-    model = fit(train)
+    chosen = args.train_presentations.split(",")
+    train = [r for r in registrations if r.presentation in chosen]
+    model = evaluate.fit_recipe(train)
+    rows = sum(1 for day in oulad.CUTOFFS for r in train if evaluate.in_cohort(r, day))
     model["trained_on"] = {
-        "presentations": args.train_presentations.split(","),
+        "presentations": chosen,
         "cutoff_days": list(oulad.CUTOFFS),
-        "rows": len(train),
+        "rows": rows,
         "base_rate": round(_base_rate(train), 6),
         "l2": dropout_fit.L2,
     }
+    model["validity"] = {"fitted_on": chosen, "held_out": held_out,
+                         "module_held_out": module_held_out}
     args.out.write_text(json.dumps(model, indent=2) + "\n")
-    print(f"\nwrote {args.out} (fitted on {args.train_presentations}, {len(train)} rows)")
+    print(f"\nwrote {args.out} (fitted on {args.train_presentations}, {rows} rows)")
 
 
-def fit(rows: list[oulad.Example]) -> dict:
-    """Return a model dict (the dropout_model.json layout) fitted to these rows."""
-    return dropout_fit.fit([(r.features, r.registration.withdrawn) for r in rows])
-
-
-def evaluate(rows: list[oulad.Example], train: str, test: str) -> None:
-    """Fit on one presentation, then print the metrics on another at each cutoff."""
-    model = fit([r for r in rows if r.registration.presentation == train])
+def held_out_check(registrations: list[Enrolment], train: str, test: str) -> dict:
+    """Fit on one presentation, print the metrics on another at each cutoff; return the
+    figures kept in the model's validity."""
+    model = evaluate.fit_recipe([r for r in registrations if r.presentation == train])
+    tested = [r for r in registrations if r.presentation == test]
+    results = evaluate.evaluate(tested, oulad.CUTOFFS, model)
     print(f"\nDropout scorecard, fitted on {train}, tested on {test}")
     print(f"thresholds: {model['thresholds']}")
-    header = "day      n  base   ROC-AUC  PR-AUC  Brier   base-Brier  p@10%  worst group AUC"
-    print(header)
-    details = []
-    for day in oulad.CUTOFFS:
-        cohort = [r for r in rows if r.registration.presentation == test and r.day == day]
-        y = [int(r.registration.withdrawn) for r in cohort]
-        p = list(_predict(model, cohort))
-        base = sum(y) / len(y)
-        auc = metrics.roc_auc(y, p)
-        groups = group_aucs(cohort, y, p)
-        worst = min(groups, key=lambda g: g[2])
-        print(
-            f"{day:>3} {len(y):>6} {base:.3f}  {auc:.3f}    {metrics.pr_auc(y, p):.3f}   "
-            f"{metrics.brier(y, p):.4f}  {base * (1 - base):.4f}      "
-            f"{metrics.precision_at_fraction(y, p, 0.10):.3f}  "
-            f"{worst[2]:.3f} ({worst[0]}={worst[1]})"
-        )
-        details.append((day, auc, groups, y, p, model["thresholds"]))
-    for day, auc, groups, y, p, thresholds in details:
-        print(f"\nday {day}: mean predicted {sum(p) / len(p):.3f}; label n withdrawn:", end="")
-        for label, low, high in (
-            ("safe", 0.0, thresholds["at_risk"]),
-            ("at_risk", thresholds["at_risk"], thresholds["high_risk"]),
-            ("high_risk", thresholds["high_risk"], 1.01),
-        ):
-            members = [yi for yi, pi in zip(y, p) if low <= pi < high]
-            rate = sum(members) / len(members) if members else float("nan")
-            print(f" {label} {len(members)} {rate:.3f};", end="")
-        print(
-            f"\n  group AUCs (whole {auc:.3f}; ! = more than {GROUP_AUC_MARGIN} below;"
-            " then the group minus the whole with its 95 % interval):"
-        )
-        for column, value, group_auc, n, positives, (low, high) in groups:
-            flag = "!" if group_auc < auc - GROUP_AUC_MARGIN else " "
-            print(
-                f"  {flag} {column:<10} {value:<8} {group_auc:.3f}  {group_auc - auc:+.3f}"
-                f" [{low:+.3f}, {high:+.3f}]  (n={n}, withdrawn={positives})"
-            )
+    print(evaluate.render_table(results))
+    return {"fitted_on": [train], "tested_on": [test], **_summary(results)}
 
 
-def print_module_held_out_check(rows: list[oulad.Example], presentation: str) -> None:
-    """Print AUCs inside one presentation with each module scored by a fit on the others.
+def module_held_out_check(registrations: list[Enrolment]) -> dict:
+    """Print the figures of all 2013 with each module scored by a fit on the other modules.
 
-    This is the check used to choose features without touching the test presentation: it
-    asks whether the scorecard transfers to a course it has not seen.
+    The held-out module is new to its fit: no course prior, so it is scored as a new course
+    is, from all courses' rate moved by its own withdrawals to date.
     """
-    chosen = [r for r in rows if r.registration.presentation == presentation]
-    modules = sorted({r.registration.module for r in chosen})
-    scored: list[tuple[oulad.Example, float]] = []
+    modules = sorted({r.module for r in registrations})
+    scored: dict[int, list] = {day: [] for day in oulad.CUTOFFS}
     for module in modules:
-        model = fit([r for r in chosen if r.registration.module != module])
-        held_out = [r for r in chosen if r.registration.module == module]
-        scored.extend(zip(held_out, _predict(model, held_out)))
-    aucs = []
-    for day in oulad.CUTOFFS:
-        pairs = [(int(r.registration.withdrawn), float(p)) for r, p in scored if r.day == day]
-        aucs.append(metrics.roc_auc([y for y, _ in pairs], [p for _, p in pairs]))
-    shown = "  ".join(f"day {d}: {a:.3f}" for d, a in zip(oulad.CUTOFFS, aucs))
-    print(
-        f"\nModule-held-out check in {presentation} ({', '.join(modules)}): {shown}"
-        f"  mean {sum(aucs) / len(aucs):.3f}"
-    )
+        model = evaluate.fit_recipe([r for r in registrations if r.module != module])
+        held_out = [r for r in registrations if r.module == module]
+        for day in oulad.CUTOFFS:
+            scored[day] += evaluate.score_cohorts(held_out, day, model)
+    results = {str(day): evaluate.cutoff_metrics(s) for day, s in scored.items()}
+    print(f"\nModule-held-out check, all presentations ({', '.join(modules)}), each module"
+          " scored by a fit on the others:")
+    print(evaluate.render_table(results).split("\n\nAUC per group")[0])
+    return {"modules": modules, **_summary(results)}
 
 
-def group_aucs(
-    cohort: list[oulad.Example], y: list[int], p: list[float]
-) -> list[tuple[str, str, float, int, int, tuple[float, float]]]:
-    """Return (column, value, AUC, n, positives, 95 % interval of AUC minus whole) per group."""
-    out = []
-    for column in oulad.GROUP_COLUMNS:
-        for value in sorted({r.registration.groups[column] for r in cohort}):
-            member = [r.registration.groups[column] == value for r in cohort]
-            gy = [yi for yi, m in zip(y, member) if m]
-            positives = sum(gy)
-            if 0 < positives < len(gy):
-                auc = metrics.roc_auc(gy, [pi for pi, m in zip(p, member) if m])
-                _, low, high = metrics.subgroup_auc_gap(y, p, member)
-                out.append((column, value, auc, len(gy), positives, (low, high)))
-    return out
+def _summary(results: dict) -> dict:
+    keys = ("n", "base_rate", "mean_predicted", "roc_auc", "within_module_auc", "brier")
+    return {key: {day: m[key] for day, m in results.items()} for key in keys}
 
 
-def print_lmi_check(registrations: list[oulad.Enrolment]) -> None:
+def print_lmi_check(registrations: list[Enrolment]) -> None:
     """Print R² of the next mark from the cumulative mean alone and with LMI, by OLS."""
     print("LMI check: predict each mark from the marks before it (at least 3), OLS")
     for name, chosen in (
@@ -181,13 +131,10 @@ def _r_squared(x: np.ndarray, y: np.ndarray) -> float:
     return float(1 - residual.var() / y.var())
 
 
-def _predict(model: dict, rows: list[oulad.Example]) -> np.ndarray:
-    # Through the runtime code path, so what is evaluated is exactly what ships.
-    return np.array([predict_risk(r.features, model=model).probability for r in rows])
-
-
-def _base_rate(rows: list[oulad.Example]) -> float:
-    return sum(r.registration.withdrawn for r in rows) / len(rows)
+def _base_rate(registrations: list[Enrolment]) -> float:
+    rows = [r.withdrawn for day in oulad.CUTOFFS for r in registrations
+            if evaluate.in_cohort(r, day)]
+    return sum(rows) / len(rows)
 
 
 if __name__ == "__main__":

@@ -341,3 +341,139 @@ def test_course_start_and_weight_come_from_exam_metadata() -> None:
     assert _course_start([SimpleNamespace(metadata_={})], first) == date(2026, 3, 9)
     assert _weight({"weight": 20}) == 20.0 and _weight({"weight": 0}) == 0.0
     assert _weight({"weight": -1}) == _weight({"weight": True}) == _weight(None) == 1.0
+
+
+# course priors, the prior shift and what teachers are shown
+
+
+def prior_model() -> dict:
+    """The shipped scorecard with a small, known course_priors table."""
+    return shipped_model() | {"course_priors": {
+        "days": [30, 90], "population": [0.2, 0.1], "population_withdrawn_to_date": [0.05, 0.1],
+        "early_weight": 0.5, "courses": {"KNOWN": {"presentation": "2013J", "rates": [0.3, 0.12]}},
+    }}
+
+
+def test_course_prior_comes_from_the_courses_last_presentation():
+    from veritas.analysis.dropout import course_prior
+
+    model = prior_model()
+    assert course_prior(model, "KNOWN", 30) == pytest.approx(0.3)
+    assert course_prior(model, "KNOWN", 60) == pytest.approx(0.21)  # linear between days
+    assert course_prior(model, "KNOWN", 200) == pytest.approx(0.12)  # flat beyond the table
+    assert course_prior(model, "NEW", 30) is None and course_prior(model, None, 30) is None
+
+
+def test_a_new_course_follows_its_own_withdrawals_to_date_half_way():
+    from veritas.analysis.dropout import expected_withdrawal
+
+    model = prior_model()
+    # A known course keeps its prior whatever its withdrawals so far.
+    assert expected_withdrawal(model, "KNOWN", 30, 0.5) == pytest.approx(0.3)
+    assert expected_withdrawal(model, "NEW", 30, None) == pytest.approx(0.2)
+    assert expected_withdrawal(model, "NEW", 30, 0.05) == pytest.approx(0.2)  # as usual
+    more = expected_withdrawal(model, "NEW", 30, 0.2)
+    odds = lambda p: p / (1 - p)  # noqa: E731
+    # Four and three quarter times the usual odds of leaving so far: sqrt of that on the rest.
+    assert odds(more) / odds(0.2) == pytest.approx(math.sqrt(odds(0.2) / odds(0.05)))
+    assert expected_withdrawal(model, "NEW", 30, 0.01) < 0.2 < more
+
+
+def test_prior_shift_sets_the_class_mean_and_keeps_the_ranking():
+    from veritas.analysis.dropout import prior_shift
+
+    model = prior_model()
+    cohort = [replace(TYPICAL, missed_share=m / 10, course_day=30, course_prior=0.3)
+              for m in range(6)]
+    shift = prior_shift(cohort, 0.25, model=model)
+    shifted = [predict_risk(f, model=model, shift=shift).probability for f in cohort]
+    assert sum(shifted) / len(shifted) == pytest.approx(0.25, abs=1e-9)
+    plain = [predict_risk(f, model=model).probability for f in cohort]
+    assert sorted(range(6), key=shifted.__getitem__) == sorted(range(6), key=plain.__getitem__)
+    # The shift is part of the course factor, so the factors still add up.
+    r = predict_risk(cohort[3], model=model, shift=shift)
+    logit = math.log(r.probability / (1 - r.probability))
+    assert sum(c for _, c in r.top_factors) == pytest.approx(logit - model["intercept"])
+    assert prior_shift([], 0.25, model=model) == 0.0
+
+
+def test_an_unknown_course_prior_is_all_courses_rate_on_that_day():
+    model = prior_model()
+    new = predict_risk(replace(TYPICAL, course_day=30, course_prior=None), model=model)
+    same = predict_risk(replace(TYPICAL, course_day=30, course_prior=0.2), model=model)
+    assert new.probability == pytest.approx(same.probability)
+    riskier = predict_risk(replace(TYPICAL, course_day=30, course_prior=0.4), model=model)
+    assert riskier.probability > new.probability
+
+
+def test_teachers_get_factors_in_words_and_the_models_version_and_validity():
+    from veritas.analysis.dropout import FACTOR_WORDS, explain, model_card
+
+    model = shipped_model()
+    assert set(FACTOR_WORDS) == set(model["features"])
+    r = predict_risk(replace(TYPICAL, missed_share=0.5, days_since_activity=60))
+    shown = explain(r)
+    assert 1 <= len(shown["factors"]) <= 3
+    first = shown["factors"][0]
+    assert first["factor"] == r.top_factors[0][0]
+    assert first["in_words"].startswith(FACTOR_WORDS[first["factor"]])
+    assert first["in_words"].endswith("raises the risk" if first["log_odds"] > 0
+                                      else "lowers the risk")
+    card = model_card()
+    assert card == shown["model"]
+    assert card["version"] == model["version"] and card["version"].startswith("dropout-")
+    assert card["fitted_on"] == model["trained_on"]["presentations"]
+    held_out = card["held_out"]
+    assert held_out["fitted_on"] == ["2013B"] and held_out["tested_on"] == ["2013J"]
+    assert set(held_out["roc_auc"]) == {"30", "60", "90", "120"}
+    assert all(0.5 < v < 1 for v in held_out["roc_auc"].values())
+
+
+def test_shipped_model_carries_its_course_priors():
+    table = shipped_model()["course_priors"]
+    assert table["days"] == [30, 60, 90, 120]
+    # Withdrawal gets rarer as a course goes on, for all courses and each known one.
+    assert table["population"] == sorted(table["population"], reverse=True)
+    assert set(table["courses"]) == {"AAA", "BBB", "DDD", "EEE", "FFF", "GGG"}
+    assert {c["presentation"] for c in table["courses"].values()} == {"2013J"}
+
+
+def test_within_group_auc_ignores_what_only_tells_groups_apart():
+    y = [0, 0, 1, 1, 0, 0, 1, 1]
+    group = ["a"] * 4 + ["b"] * 4
+    # Group b scores higher across the board; inside each group the ranking is perfect.
+    p = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+    assert metrics.within_group_auc(y, p, group) == 1
+    assert metrics.roc_auc(y, p) < 1
+    # A score that is constant inside each group ranks nobody inside it.
+    assert metrics.within_group_auc(y, [0.1] * 4 + [0.9] * 4, group) == 0.5
+    # Weighted by pairs: a has 2 x 2 pairs at AUC 1, c has 1 x 1 at AUC 0.
+    assert metrics.within_group_auc(y[:4] + [0, 1], p[:4] + [0.9, 0.1],
+                                    group[:4] + ["c", "c"]) == pytest.approx(4 / 5)
+    assert metrics.within_group_auc([0, 1], [0.2, 0.1], ["a", "b"]) is None
+
+
+def test_reliability_deciles():
+    p = [i / 100 for i in range(100)]
+    y = [int(i >= 90) for i in range(100)]
+    table = metrics.reliability(y, p)
+    assert [n for n, _, _ in table] == [10] * 10
+    assert table[0][1] == pytest.approx(0.045) and table[-1][1] == pytest.approx(0.945)
+    assert [obs for _, _, obs in table] == [0.0] * 9 + [1.0]
+    assert sum(n for n, _, _ in metrics.reliability([0, 1, 0], [0.2, 0.5, 0.1])) == 3
+
+
+def test_calibration_gap_interval_matches_a_bootstrap():
+    rng = random.Random(1)
+    y = [int(rng.random() < 0.2) for _ in range(800)]
+    member = [rng.random() < 0.3 for _ in y]
+    p = [0.15 for _ in y]
+    gap, low, high = metrics.calibration_gap(y, p, member)
+    inside = [i for i, m in enumerate(member) if m]
+    assert gap == pytest.approx(0.15 - sum(y[i] for i in inside) / len(inside))
+    draws = []
+    for _ in range(400):
+        pick = [inside[rng.randrange(len(inside))] for _ in inside]
+        draws.append(sum(p[i] - y[i] for i in pick) / len(pick))
+    draws.sort()
+    assert low == pytest.approx(draws[10], abs=0.01) and high == pytest.approx(draws[389], abs=0.01)

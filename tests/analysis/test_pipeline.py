@@ -52,6 +52,14 @@ def test_submit_gets_an_analysis_from_the_server_worker(api: Api) -> None:
     total = sum(c["contribution"] for c in contributions.values())
     assert abs(total - (1 - analysis["integrity_score"])) < 1e-9
     assert max(contributions, key=lambda k: contributions[k]["contribution"]) == "paste_ratio"
+    # The dropout risk in plain words, with the model's version and validity beside it.
+    risk = analysis["details"]["risk"]
+    assert all(f["in_words"].endswith(("raises the risk", "lowers the risk"))
+               for f in risk["factors"])
+    assert risk["model"]["version"].startswith("dropout-")
+    assert risk["model"]["fitted_on"] == ["2013B", "2013J"]
+    assert risk["model"]["held_out"]["tested_on"] == ["2013J"]
+    assert set(risk["model"]["held_out"]["roc_auc"]) == {"30", "60", "90", "120"}
     mine = api.get(f"/api/student/attempts/{attempt_id}", headers=student["headers"]).json()
     assert mine["feedback"]["summary"] == analysis["llm_summary"]
     assert "contributions" not in str(mine) and "details" not in mine

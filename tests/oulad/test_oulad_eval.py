@@ -10,16 +10,18 @@ import subprocess
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 
 import asyncpg
 import pytest
 from tests.oulad.helpers import FIXTURE
 
 from veritas.config import asyncpg_dsn
-from veritas.oulad.evaluate import Enrolment, load_enrolments, score_cohorts
+from veritas.oulad.evaluate import Enrolment, load_enrolments, score_cohorts, withdrawn_to_date
 
 CUTOFFS = (30, 60, 90, 120)
-METRICS = {"n", "base_rate", "roc_auc", "pr_auc", "brier", "precision_at_10", "group_auc"}
+METRICS = {"n", "base_rate", "roc_auc", "pr_auc", "brier", "precision_at_10", "group_auc",
+           "mean_predicted", "within_module_auc", "module", "reliability"}
 GROUPS = {"gender", "age_band", "disability", "imd_band"}
 
 
@@ -36,6 +38,11 @@ def _expected_cohorts(presentation: str = "2013J") -> dict[int, set[str]]:
             and (not r["date_unregistration"] or int(r["date_unregistration"]) > day)
         }
     return out
+
+
+def shipped_model() -> dict:
+    return json.loads(resources.files("veritas.analysis").joinpath("dropout_model.json")
+                      .read_text())
 
 
 async def _enrolments(url: str) -> list[Enrolment]:
@@ -69,6 +76,10 @@ def test_eval_command_prints_a_table_and_one_json_line(imported: str) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert "ROC-AUC" in result.stdout and "gender=F" in result.stdout
+    # Beside the pooled figures: the AUC within modules, per module, and the reliability.
+    assert "within-module" in result.stdout and "Per module" in result.stdout
+    assert "Reliability, deciles" in result.stdout
+    assert "Group mean predicted minus observed" in result.stdout
     figures = json.loads(lines[-1])
     assert list(figures) == ["30", "60", "90", "120"]
     expected = _expected_cohorts()
@@ -76,8 +87,18 @@ def test_eval_command_prints_a_table_and_one_json_line(imported: str) -> None:
         # The contract's keys, plus each group's size and its gap to the whole with an interval.
         assert set(m) == METRICS | {"group_gap"}
         assert m["n"] == len(expected[int(day)])
-        for name in ("base_rate", "roc_auc", "pr_auc", "brier", "precision_at_10"):
+        for name in ("base_rate", "roc_auc", "pr_auc", "brier", "precision_at_10",
+                     "mean_predicted", "within_module_auc"):
             assert 0 <= m[name] <= 1
+        # One module (BBB) in the fixture: inside it is the whole.
+        assert m["within_module_auc"] == m["roc_auc"] == m["module"]["BBB"]["roc_auc"]
+        assert m["module"]["BBB"]["mean_predicted"] == m["mean_predicted"]
+        assert m["module"]["BBB"]["observed"] == m["base_rate"]
+        bins = m["reliability"]
+        assert len(bins) == 10 and sum(b["n"] for b in bins) == m["n"]
+        assert [b["mean_predicted"] for b in bins] == sorted(b["mean_predicted"] for b in bins)
+        weighted = sum(b["n"] * b["mean_predicted"] for b in bins) / m["n"]
+        assert weighted == pytest.approx(m["mean_predicted"], abs=1e-3)
         assert set(m["group_auc"]) == set(m["group_gap"]) == GROUPS
         for column, gaps in m["group_gap"].items():
             assert sum(g["n"] for g in gaps.values()) == m["n"]
@@ -87,6 +108,8 @@ def test_eval_command_prints_a_table_and_one_json_line(imported: str) -> None:
                 if auc is not None:
                     assert g["gap"] == pytest.approx(auc - m["roc_auc"], abs=2e-4)
                     assert g["ci95"][0] <= g["gap"] <= g["ci95"][1]
+                low, high = g["calibration_ci95"]
+                assert low <= g["calibration_gap"] <= high
     # The import inside eval is the same idempotent import: nothing new the second time.
     assert "0 new" in result.stderr
     # The shipped model learned from 2013J, so the command refits its recipe on 2013B: the
@@ -118,27 +141,34 @@ def test_the_cohort_is_who_is_still_registered_on_the_day(imported: str) -> None
 
 
 def _truncated(enrolment: Enrolment, day: int) -> Enrolment:
-    """The enrolment as it stood at the end of `day`: later submissions never happened."""
+    """The enrolment as it stood at the end of `day`: later submissions and unregistrations
+    never happened, and the outcome is not known (here: the opposite of the real one)."""
     records = tuple(
         a
         if a.submitted_day is not None and a.submitted_day <= day
         else replace(a, submitted_day=None, score=None, banked=False)
         for a in enrolment.history.assessments
     )
-    return replace(enrolment, history=replace(enrolment.history, assessments=records))
+    gone = enrolment.unregistration_day
+    return replace(enrolment, history=replace(enrolment.history, assessments=records),
+                   unregistration_day=gone if gone is not None and gone <= day else None,
+                   withdrawn=not enrolment.withdrawn)
 
 
 def test_features_never_use_work_after_the_cutoff(imported: str) -> None:
+    # Scoring includes the course prior and the class's prior shift, which for a new course
+    # reads the class's withdrawals to date: neither may see a later unregistration or the
+    # outcome. The shipped model knows BBB; the second model has never seen it.
     enrolments = asyncio.run(_enrolments(imported))
-    for day in CUTOFFS:
-        full = {
-            s.enrolment.student: (s.features, s.probability) for s in score_cohorts(enrolments, day)
-        }
-        cut = {
-            s.enrolment.student: (s.features, s.probability)
-            for s in score_cohorts([_truncated(e, day) for e in enrolments], day)
-        }
-        assert full == cut
+    new_course = shipped_model()
+    new_course["course_priors"] = {**new_course["course_priors"], "courses": {}}
+    for model in (None, new_course):
+        for day in CUTOFFS:
+            full = {s.enrolment.student: (s.features, s.probability)
+                    for s in score_cohorts(enrolments, day, model)}
+            cut = {s.enrolment.student: (s.features, s.probability)
+                   for s in score_cohorts([_truncated(e, day) for e in enrolments], day, model)}
+            assert full == cut
 
 
 def test_changing_the_database_after_the_cutoff_changes_nothing(imported: str) -> None:
@@ -194,3 +224,32 @@ def test_changing_the_database_after_the_cutoff_changes_nothing(imported: str) -
     at_day_before, at_day_after, later_before, later_after = asyncio.run(scenario())
     assert at_day_before == at_day_after
     assert later_before != later_after  # the changes were real: they show once they are known
+
+
+def test_each_class_is_shifted_to_its_expected_withdrawal_rate(imported: str) -> None:
+    from veritas.analysis.dropout import expected_withdrawal
+
+    enrolments = asyncio.run(_enrolments(imported))
+    for day in CUTOFFS:
+        scored = score_cohorts(enrolments, day)
+        mean = sum(s.probability for s in scored) / len(scored)
+        # The fixture's 2013J is one class, of a course the shipped model knows.
+        target = expected_withdrawal(None, "BBB", day, withdrawn_to_date(enrolments, day))
+        assert mean == pytest.approx(target, abs=1e-9)
+        assert all(s.features.course_prior == pytest.approx(target) for s in scored)
+
+
+def test_withdrawn_to_date_counts_only_what_is_known_on_the_day() -> None:
+    from veritas.analysis.dropout import StudentHistory
+
+    def member(registered: int | None, gone: int | None, withdrawn: bool = False) -> Enrolment:
+        return Enrolment("s", "AAA", "2013J", StudentHistory((), registration_day=registered),
+                         gone, withdrawn, {})
+
+    members = [member(-30, None), member(-30, -5, True), member(-10, 20, True),
+               member(5, 40, True), member(45, None), member(None, None, True)]
+    # On day 30: registered by then and still there on day 0: four; left since day 0: one.
+    assert withdrawn_to_date(members, 30) == pytest.approx(1 / 4)
+    assert withdrawn_to_date(members, 40) == pytest.approx(2 / 4)
+    assert withdrawn_to_date(members, 10) == pytest.approx(0.5 / 4)  # none yet: half a student
+    assert withdrawn_to_date([member(-5, -1)], 30) is None

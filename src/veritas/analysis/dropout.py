@@ -24,6 +24,19 @@ from typing import Any
 from veritas.analysis.momentum import calculate_lmi
 
 LABELS = ("safe", "at_risk", "high_risk")
+# What each factor means, for teachers; "raises/lowers the risk" is added by explain().
+FACTOR_WORDS = {
+    "missed_share": "Work due so far that was not handed in",
+    "score_vs_class": "Marks compared with the class average",
+    "lowest_score_vs_class": "The weakest mark compared with the class average",
+    "lmi": "The trend of recent marks",
+    "mean_days_late": "How late work has been handed in",
+    "days_since_activity": "Time since work was last handed in",
+    "load": "The number of courses taken at the same time",
+    "previous_attempts": "Earlier attempts at this course",
+    "course_day": "How far the course has run",
+    "course_prior": "How often students of this course withdraw from this point on",
+}
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,9 @@ class RiskFeatures:
     load: float | None
     previous_attempts: float | None
     course_day: float | None  # the day scored: withdrawal gets rarer as a course goes on
+    # How often students still registered on this day of this course go on to withdraw,
+    # judged from its last presentation (course_prior); None: a new course, so all courses'.
+    course_prior: float | None = None
 
 
 @dataclass(frozen=True)
@@ -128,9 +144,11 @@ def compute_class_means(histories: Iterable[StudentHistory], day: int) -> dict[s
 
 
 def features_at(
-    history: StudentHistory, day: int, class_means: Mapping[str, float] | None = None
+    history: StudentHistory, day: int, class_means: Mapping[str, float] | None = None,
+    course_prior: float | None = None,
 ) -> RiskFeatures:
-    """Return the features known at the end of `day`, given compute_class_means(...) of that day."""
+    """Return the features known at the end of `day`, given compute_class_means(...) of that day
+    and the course's prior withdrawal rate at that day (course_prior(...), None if new)."""
     start = max(0, history.registration_day or 0)
     handed_in = [
         (a, a.submitted_day)
@@ -163,19 +181,114 @@ def features_at(
         load=history.load,
         previous_attempts=float(history.previous_attempts),
         course_day=float(day),
+        course_prior=course_prior,
     )
 
 
 def predict_risk(
-    features: RiskFeatures, *, model: Mapping[str, Any] | None = None
+    features: RiskFeatures, *, model: Mapping[str, Any] | None = None, shift: float = 0.0
 ) -> RiskAssessment:
-    """Return the calibrated dropout risk of a student; model defaults to the shipped one."""
+    """Return the calibrated dropout risk of a student; model defaults to the shipped one.
+
+    `shift` is the class's prior-shift correction (prior_shift), in log-odds; it is part of the
+    course_prior factor, so the factors still add up to the linear predictor.
+    """
     model = model or _model()
     contributions = [
-        (name, _contribution(getattr(features, name), spec))
+        (name, _contribution(feature_value(features, name, model), spec)
+         + (shift if name == "course_prior" else 0.0))
         for name, spec in model["features"].items()
     ]
     return _assessment(model, contributions)
+
+
+def explain(
+    assessment: RiskAssessment, *, model: Mapping[str, Any] | None = None, limit: int = 3
+) -> dict[str, Any]:
+    """The largest factors of a risk in plain words, and which model said so and how well it
+    did on data it had not seen: what a teacher is shown beside the label."""
+    model = model or _model()
+    factors = [
+        {"factor": name, "log_odds": round(value, 3),
+         "in_words": f"{FACTOR_WORDS.get(name, name)} {'raises' if value > 0 else 'lowers'}"
+                     " the risk"}
+        for name, value in assessment.top_factors[:limit] if abs(value) >= 0.05
+    ]
+    return {"factors": factors, "model": model_card(model)}
+
+
+def model_card(model: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The model's version and validity: the data it was fitted on, and its ROC-AUC by course
+    day where it was tested on a presentation it had not learned from."""
+    model = model or _model()
+    validity = model.get("validity") or {}
+    held_out = validity.get("held_out") or {}
+    return {
+        "version": model.get("version", "unversioned"),
+        "fitted_on": validity.get("fitted_on") or (model.get("trained_on") or {}).get(
+            "presentations"),
+        "held_out": {key: held_out.get(key)
+                     for key in ("fitted_on", "tested_on", "roc_auc", "within_module_auc")}
+        if held_out else None,
+    }
+
+
+def course_prior(model: Mapping[str, Any] | None, course: str | None, day: float) -> float | None:
+    """The share of a course's students still registered on `day` who withdrew later, in its
+    last presentation the model knows; None for a course the model has not seen."""
+    table = (model or _model())["course_priors"]
+    rates = table["courses"].get(course or "", {}).get("rates")
+    return _interpolate(table["days"], rates, day) if rates else None
+
+
+def expected_withdrawal(
+    model: Mapping[str, Any] | None, course: str | None, day: float,
+    withdrawn_to_date: float | None,
+) -> float:
+    """The withdrawal rate to expect from `day` on among a class's registered students.
+
+    A known course: its prior. A new course: all courses' rate at that day, moved in log-odds
+    by `early_weight` times how far the class's own withdrawals since the start
+    (`withdrawn_to_date`, a share of those registered on day 0) are above or below all
+    courses' at the same day. Half-way (0.5): early withdrawals say something about later
+    ones, but the prior presentations show they do not carry over one for one.
+    """
+    model = model or _model()
+    known = course_prior(model, course, day)
+    if known is not None:
+        return known
+    table = model["course_priors"]
+    population = _interpolate(table["days"], table["population"], day)
+    if withdrawn_to_date is None:
+        return population
+    usual = _interpolate(table["days"], table["population_withdrawn_to_date"], day)
+    move = table["early_weight"] * (_logit(withdrawn_to_date) - _logit(usual))
+    return _sigmoid(_logit(population) + move)
+
+
+def prior_shift(
+    features: Iterable[RiskFeatures], target: float, *, model: Mapping[str, Any] | None = None
+) -> float:
+    """The log-odds shift that makes a class's mean predicted risk equal `target`.
+
+    A prior-shift correction (Saerens, Latinne and Decaestecker, 2002) applied to the
+    intercept: the ranking inside the class is unchanged, its level follows the withdrawal
+    rate expected for this course now (expected_withdrawal).
+    """
+    model = model or _model()
+    logits = [math.log(r.probability / (1 - r.probability))
+              for r in (predict_risk(f, model=model) for f in features)]
+    if not logits:
+        return 0.0
+    target = min(max(target, _EDGE), 1 - _EDGE)
+    low, high = -20.0, 20.0
+    for _ in range(60):  # the mean is increasing in the shift: bisection to ~1e-17
+        middle = (low + high) / 2
+        if sum(_sigmoid(x + middle) for x in logits) / len(logits) < target:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
 
 
 def detect_dropout(integrity: float | None, lmi: float | None) -> str:
@@ -193,10 +306,12 @@ def detect_dropout(integrity: float | None, lmi: float | None) -> str:
 
 def transform_feature(value: float | None, spec: Mapping[str, Any]) -> float:
     """Return a feature value imputed, clipped and optionally log-scaled as the model spec says."""
-    # Clip and log1p are both non-decreasing, so the sign of coef alone fixes the direction.
+    # Clip, log1p and logit are all non-decreasing: the sign of coef alone fixes the direction.
     x = spec["impute"] if value is None else float(value)
     low, high = spec["clip"]
     x = min(max(x, low), high)
+    if spec.get("logit"):
+        return _logit(x)
     return math.log1p(x - low) if spec["log"] else x
 
 
@@ -227,6 +342,39 @@ def _confidence(logit: float, thresholds: Iterable[float]) -> float:
     # tanh of the log-odds distance to the nearest threshold: 0.76 when the odds are a factor e off.
     distance = min(abs(logit - math.log(t / (1 - t))) for t in thresholds)
     return math.tanh(distance)
+
+
+_EDGE = 1e-4  # rates are kept this far from 0 and 1 before taking log-odds
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, _EDGE), 1 - _EDGE)
+    return math.log(p / (1 - p))
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
+def _interpolate(days: list[float], values: list[float], day: float) -> float:
+    """Linear between the tabulated days, flat beyond the first and the last."""
+    if day <= days[0]:
+        return values[0]
+    for (d0, v0), (d1, v1) in zip(zip(days, values), zip(days[1:], values[1:])):
+        if day <= d1:
+            return v0 + (v1 - v0) * (day - d0) / (d1 - d0)
+    return values[-1]
+
+
+def feature_value(features: RiskFeatures, name: str, model: Mapping[str, Any]) -> float | None:
+    """The value of feature `name` as the model scores it: a missing course_prior is all
+    courses' rate on that day; any other missing value stays None (the spec imputes it)."""
+    value = getattr(features, name)
+    if value is None and name == "course_prior":  # a new course: all courses' rate that day
+        table = model["course_priors"]
+        day = features.course_day if features.course_day is not None else table["days"][0]
+        return _interpolate(table["days"], table["population"], day)
+    return value
 
 
 def _due_or_last(a: AssessmentRecord) -> float:

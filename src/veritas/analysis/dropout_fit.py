@@ -15,10 +15,12 @@ optimum is unique and does not depend on the solver).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from veritas.analysis.dropout import RiskFeatures, predict_risk, transform_feature
+from veritas.analysis.dropout import RiskFeatures, feature_value, predict_risk, transform_feature
 
 # The scorecard: each RiskFeatures field with its clip range, optional log1p, the sign its
 # coefficient is constrained to (0 = free) and the value used when the feature is unknown.
@@ -35,47 +37,89 @@ FEATURES: dict[str, dict[str, Any]] = {
     "load": {"clip": [0.25, 4.0], "log": True, "sign": 1, "impute": "median"},
     "previous_attempts": {"clip": [0.0, 2.0], "log": False, "sign": 0, "impute": 0.0},
     "course_day": {"clip": [0.0, 270.0], "log": False, "sign": 0, "impute": "median"},
+    # An offset, not a fitted coefficient: in training it is the row's own class's withdrawal
+    # rate at the day, so the other coefficients learn to rank students inside a course, not
+    # to tell courses apart; in scoring it is the course's last presentation (course_prior).
+    "course_prior": {"clip": [0.001, 0.999], "log": False, "logit": True, "sign": 0,
+                     "impute": "population", "offset": True},
 }
 TRAINING_CUTOFFS = (30, 60, 90, 120)  # one training row per registration per cutoff
 L2 = 1.0  # on standardised coefficients; with tens of thousands of rows it only steadies the fit
 HIGH_RISK_PRECISION = 1 / 3  # high_risk: the training rows at or above it withdrew 1 in 3 times
+# How far a new course's own withdrawals so far move its expected rate, in log-odds per unit
+# of log-odds (dropout.expected_withdrawal). Fitted across the nine 2013 classes it is 0.51 to
+# 0.68 by day; 0.5 is the rounder, more cautious value, see docs/momentum-and-risk.md.
+EARLY_WEIGHT = 0.5
+VERSION = "dropout-2"  # the recipe: features, offset, prior shift; bump when any of them changes
+
+
+@dataclass(frozen=True)
+class ClassRate:
+    """One class (a course's presentation) on one day: who was still registered and what
+    became of them, and its withdrawals since the start (known on the day)."""
+
+    course: str
+    presentation: str  # ordered: a later presentation sorts after an earlier one
+    day: int
+    registered: int  # still registered at the end of the day
+    withdrew: int  # of those, how many withdrew later: the label, training only
+    at_start: int  # registered by the day and still registered on day 0
+    gone: int  # of those, how many have unregistered since day 0, by the day
 _TOLERANCE = 1e-9  # on the gradient of a bound coefficient, per training row
 _DECREMENT = 1e-12  # Newton's predicted decrease, relative to the loss: converged below it
 
 
-def fit(rows: Sequence[tuple[RiskFeatures, bool]]) -> dict[str, Any]:
+def fit(rows: Sequence[tuple[RiskFeatures, bool]],
+        priors: dict[str, Any] | None = None,
+        protected: Sequence[bool] | None = None) -> dict[str, Any]:
     """The model dict (dropout_model.json's layout, without `trained_on`) fitted to
-    (features, withdrew) rows."""
+    (features, withdrew) rows, with `priors` (prior_table) as its course_priors; without
+    them, only all courses' rate by course day is known. `protected` marks the training rows
+    of a group whose withdrawals at_risk must catch at least as often as everyone's
+    (choose_thresholds); it is never an input of the scorecard."""
     if not rows or all(y for _, y in rows) or not any(y for _, y in rows):
         raise ValueError("fitting needs both students who withdrew and students who stayed")
+    priors = priors or _population_only(rows)
     specs = {name: _resolved_spec(name, spec, rows) for name, spec in FEATURES.items()}
-    x = [[transform_feature(getattr(f, name), spec) for name, spec in specs.items()]
+    placeholder = {"intercept": 0.0, "features": {}, "course_priors": priors}
+    # Imputed as predict_risk imputes: an unknown course_prior is all courses' rate that day.
+    x = [[transform_feature(feature_value(f, name, placeholder), spec) for name, spec in specs.items()]
          for f, _ in rows]
     n = len(x)
     mean = [sum(column) / n for column in zip(*x)]
-    scale = [math.sqrt(sum((v - m) ** 2 for v in column) / n) or 1.0
-             for column, m in zip(zip(*x), mean)]
-    z = [(1.0, *((v - m) / s for v, m, s in zip(row, mean, scale))) for row in x]
+    scale = [_spread(column, m) for column, m in zip(zip(*x), mean)]
+    fitted = [i for i, spec in enumerate(specs.values()) if not spec.get("offset")]
+    offsets = [i for i in range(len(specs)) if i not in fitted]
+    z = [(1.0, *((row[i] - mean[i]) / scale[i] for i in fitted)) for row in x]
+    offset = [sum(row[i] - mean[i] for i in offsets) for row in x]
     y = [1.0 if withdrew else 0.0 for _, withdrew in rows]
-    signs = [0] + [spec["sign"] for spec in FEATURES.values()]
-    w = _solve(z, y, signs)
+    signs = [0] + [spec["sign"] for spec in specs.values() if not spec.get("offset")]
+    w = _solve(z, y, signs, offset)
+    coef = dict(zip(fitted, w[1:]))
     model: dict[str, Any] = {
+        "version": VERSION,
         "intercept": round(w[0], 6),
         "features": {
-            name: {"coef": round(w[i + 1], 6), "mean": round(mean[i], 6),
-                   "scale": round(scale[i], 6), "impute": spec["impute"],
-                   "clip": spec["clip"], "log": spec["log"]}
+            name: {"coef": round(coef.get(i, 1.0), 6), "mean": round(mean[i], 6),
+                   "scale": round(scale[i], 6) if i in coef else 1.0,
+                   "impute": spec["impute"], "clip": spec["clip"], "log": spec["log"],
+                   **({"logit": True} if spec.get("logit") else {}),
+                   **({"offset": True} if spec.get("offset") else {})}
             for i, (name, spec) in enumerate(specs.items())
         },
+        "course_priors": priors,
         "thresholds": {"at_risk": 0.5, "high_risk": 0.5},  # placeholders while scoring
     }
     p = [predict_risk(f, model=model).probability for f, _ in rows]
-    model["thresholds"] = choose_thresholds(y, p)
+    model["thresholds"] = choose_thresholds(y, p, protected)
     return model
 
 
-def choose_thresholds(y: Sequence[float], p: Sequence[float]) -> dict[str, float]:
-    """at_risk = the training base rate; high_risk = the 1-in-3 precision point.
+def choose_thresholds(y: Sequence[float], p: Sequence[float],
+                      protected: Sequence[bool] | None = None) -> dict[str, float]:
+    """at_risk = the training base rate, lowered if need be so that the protected rows'
+    withdrawals are flagged at least as often as all withdrawals are; high_risk = the 1-in-3
+    precision point.
 
     at_risk flags anyone predicted above the average withdrawal rate; high_risk is the lowest
     probability at which the training rows scoring at least that much withdrew at a rate of
@@ -87,25 +131,82 @@ def choose_thresholds(y: Sequence[float], p: Sequence[float]) -> dict[str, float
         withdrew += y[i]
         if withdrew / rank >= HIGH_RISK_PRECISION:
             high = p[i]
-    return {"at_risk": round(sum(y) / len(y), 6), "high_risk": round(high, 6)}
+    at_risk = sum(y) / len(y)
+    if protected is not None:
+        caught = sum(1 for yi, pi in zip(y, p) if yi and pi >= at_risk) / sum(y)
+        theirs = sorted((pi for yi, pi, m in zip(y, p, protected) if yi and m), reverse=True)
+        if theirs:  # the lowest score at_risk must reach for their recall to match everyone's
+            at_risk = min(at_risk, theirs[max(0, math.ceil(caught * len(theirs)) - 1)])
+    return {"at_risk": round(at_risk, 6), "high_risk": round(high, 6)}
+
+
+def prior_table(classes: Iterable[ClassRate]) -> dict[str, Any]:
+    """The course_priors of a model: by tabulated day, all courses' withdrawal rate and
+    withdrawals since the start, and each course's rates in its latest presentation here."""
+    by_day: dict[int, list[ClassRate]] = defaultdict(list)
+    latest: dict[str, str] = {}
+    for c in classes:
+        by_day[c.day].append(c)
+        latest[c.course] = max(latest.get(c.course, c.presentation), c.presentation)
+    days = sorted(by_day)
+    rates: dict[str, dict[int, float]] = defaultdict(dict)
+    for day in days:
+        for c in by_day[day]:
+            if c.presentation == latest[c.course] and c.registered:
+                rates[c.course][day] = c.withdrew / c.registered
+    return {
+        "days": days,
+        "population": [_share(sum(c.withdrew for c in by_day[d]),
+                              sum(c.registered for c in by_day[d])) for d in days],
+        "population_withdrawn_to_date": [_share(sum(c.gone for c in by_day[d]),
+                                                sum(c.at_start for c in by_day[d])) for d in days],
+        "early_weight": EARLY_WEIGHT,
+        "courses": {
+            course: {"presentation": latest[course],
+                     "rates": [round(by[d], 6) for d in days]}
+            for course, by in sorted(rates.items()) if len(by) == len(days)
+        },
+    }
+
+
+def _spread(column: Sequence[float], mean: float) -> float:
+    sd = math.sqrt(sum((v - mean) ** 2 for v in column) / len(column))
+    return sd if sd > 1e-9 else 1.0  # a constant column: rounding noise is not a scale
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+def _population_only(rows: Sequence[tuple[RiskFeatures, bool]]) -> dict[str, Any]:
+    by_day: dict[float, list[bool]] = defaultdict(list)
+    for f, withdrew in rows:
+        by_day[f.course_day if f.course_day is not None else 0.0].append(withdrew)
+    days = sorted(by_day)
+    return {"days": days, "population": [_share(sum(by_day[d]), len(by_day[d])) for d in days],
+            "population_withdrawn_to_date": None, "early_weight": EARLY_WEIGHT, "courses": {}}
 
 
 def _resolved_spec(name: str, spec: dict[str, Any],
                    rows: Sequence[tuple[RiskFeatures, bool]]) -> dict[str, Any]:
+    if spec["impute"] == "population":  # never used: _value fills it in first
+        return {**spec, "impute": round(sum(y for _, y in rows) / len(rows), 6)}
     if spec["impute"] != "median":
         return spec
     values = sorted(v for f, _ in rows if (v := getattr(f, name)) is not None)
     return {**spec, "impute": float(values[len(values) // 2])}
 
 
-def _solve(z: Sequence[Sequence[float]], y: Sequence[float], signs: Sequence[int]) -> list[float]:
-    """Minimise the penalised log-loss with w[j] >= 0 where signs[j] > 0 and <= 0 where < 0."""
+def _solve(z: Sequence[Sequence[float]], y: Sequence[float], signs: Sequence[int],
+           offset: Sequence[float]) -> list[float]:
+    """Minimise the penalised log-loss of z·w + offset with w[j] >= 0 where signs[j] > 0 and
+    <= 0 where < 0."""
     k = len(signs)
     w = [0.0] * k
     fixed: set[int] = set()  # bounded coefficients held at 0
     for _ in range(4 * k):
-        w = _newton(z, y, signs, w, fixed)
-        _, gradient, _ = _loss(z, y, w, need_hessian=False)
+        w = _newton(z, y, signs, w, fixed, offset)
+        _, gradient, _ = _loss(z, y, w, offset, need_hessian=False)
         # A coefficient held at its bound is released if the loss falls as it moves inward.
         pulls = {j: -gradient[j] * signs[j] for j in fixed}
         j, pull = max(pulls.items(), key=lambda item: item[1], default=(None, 0.0))
@@ -115,12 +216,12 @@ def _solve(z: Sequence[Sequence[float]], y: Sequence[float], signs: Sequence[int
     raise RuntimeError("the dropout fit did not settle")
 
 
-def _newton(z, y, signs, w, fixed):
+def _newton(z, y, signs, w, fixed, offset):
     """Newton's method on the coefficients not in `fixed`, stopping at any sign bound it
     reaches (that coefficient joins `fixed`)."""
     w = list(w)
     for _ in range(200):
-        value, gradient, hessian = _loss(z, y, w)
+        value, gradient, hessian = _loss(z, y, w, offset)
         free = [j for j in range(len(w)) if j not in fixed]
         step = _linear_solve([[hessian[a][b] for b in free] for a in free],
                              [-gradient[j] for j in free])
@@ -138,7 +239,7 @@ def _newton(z, y, signs, w, fixed):
             trial = list(w)
             for j, s in zip(free, step):
                 trial[j] += t * s
-            if _loss(z, y, trial, need_hessian=False, need_gradient=False)[0] \
+            if _loss(z, y, trial, offset, need_hessian=False, need_gradient=False)[0] \
                     <= value + 1e-4 * t * slope:
                 break
             t, blocking = t / 2, None
@@ -149,14 +250,14 @@ def _newton(z, y, signs, w, fixed):
     raise RuntimeError("the dropout fit did not converge")
 
 
-def _loss(z, y, w, *, need_hessian=True, need_gradient=True):
+def _loss(z, y, w, offset, *, need_hessian=True, need_gradient=True):
     """(penalised log-loss, gradient, Hessian) at w; the intercept is not penalised."""
     k = len(w)
     value = 0.5 * L2 * sum(v * v for v in w[1:])
     gradient = [0.0] + [L2 * v for v in w[1:]]
     hessian = [[L2 if a == b and a else 0.0 for b in range(k)] for a in range(k)]
-    for row, target in zip(z, y):
-        eta = sum(a * b for a, b in zip(row, w))
+    for row, target, shift in zip(z, y, offset):
+        eta = sum(a * b for a, b in zip(row, w)) + shift
         # log(1 + e^eta) without overflow either way
         value += (eta + math.log1p(math.exp(-eta)) if eta > 0 else math.log1p(math.exp(eta))) \
             - target * eta

@@ -1,5 +1,6 @@
 """Classification metrics for risk scores in pure Python: ROC-AUC, PR-AUC, Brier, precision@k,
-and a 95 % interval for how far a subgroup's ROC-AUC lies from the whole's.
+the ROC-AUC within groups (e.g. courses), a reliability table, and 95 % intervals for how far a
+subgroup's ROC-AUC and calibration lie from the whole's.
 
 y are 0/1 outcomes (1 = the event, e.g. withdrawal) and p the predicted scores or
 probabilities, in the same order. Ties in p are treated evenly (as if broken at random), so
@@ -103,6 +104,56 @@ def subgroup_auc_gap(
     variance = sum(squares[c] * n_whole[c] / (n_whole[c] - 1) for c in (0, 1) if n_whole[c] > 1)
     gap, half = auc_group - auc_whole, z * math.sqrt(variance)
     return gap, gap - half, gap + half
+
+
+def within_group_auc(y: Sequence[int], p: Sequence[float], group: Sequence[str]) -> float | None:
+    """Return the ROC-AUC over pairs from the same group only: each group's AUC weighted by its
+    pairs (positives × negatives). A score that only tells groups apart gets 0.5.
+    None when no group has both outcomes."""
+    _check_lengths(y, p)
+    members: dict[str, list[int]] = {}
+    for i, g in enumerate(group):
+        members.setdefault(g, []).append(i)
+    total = weight = 0.0
+    for chosen in members.values():
+        gy = [y[i] for i in chosen]
+        pairs = sum(gy) * (len(gy) - sum(gy))
+        if pairs:
+            total += pairs * roc_auc(gy, [p[i] for i in chosen])
+            weight += pairs
+    return total / weight if weight else None
+
+
+def reliability(
+    y: Sequence[int], p: Sequence[float], bins: int = 10
+) -> list[tuple[int, float, float]]:
+    """Return (n, mean predicted, observed rate) for each of `bins` equal-count bins of p, from
+    the lowest predictions up (deciles by default)."""
+    _check_lengths(y, p)
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    out = []
+    for b in range(bins):
+        chosen = order[b * len(order) // bins:(b + 1) * len(order) // bins]
+        if chosen:
+            out.append((len(chosen), sum(p[i] for i in chosen) / len(chosen),
+                        sum(y[i] for i in chosen) / len(chosen)))
+    return out
+
+
+def calibration_gap(
+    y: Sequence[int], p: Sequence[float], member: Sequence[bool], z: float = 1.96
+) -> tuple[float, float, float]:
+    """Return (gap, low, high): the members' mean prediction minus their observed rate, with a
+    normal interval (the limit of a bootstrap of the members; the tests check it against one).
+    Negative means the group's risk is under-predicted."""
+    _check_lengths(y, p)
+    d = [pi - yi for yi, pi, m in zip(y, p, member) if m]
+    if not d:
+        raise ValueError("the group is empty")
+    mean = sum(d) / len(d)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (len(d) - 1)) if len(d) > 1 else 0.0
+    half = z * sd / math.sqrt(len(d))
+    return mean, mean - half, mean + half
 
 
 def _placements(y: Sequence[int], p: Sequence[float]) -> list[float]:

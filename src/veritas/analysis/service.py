@@ -218,7 +218,8 @@ async def analyze_attempt(
         analysis_version=f"{ANALYSIS_VERSION}+{policy.version}",
         details={"integrity": result.as_dict() if scored else None, "signals": signals_json,
                  "risk": {"probability": risk.probability,
-                          "top_factors": [list(f) for f in risk.top_factors]} if risk else None,
+                          "top_factors": [list(f) for f in risk.top_factors],
+                          **dropout.explain(risk)} if risk else None,
                  "momentum": {"level_gap": lmi.level_gap, "slope": lmi.slope}},
         completed_at=attempt.completed_at,
     )

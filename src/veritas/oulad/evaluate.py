@@ -35,11 +35,14 @@ from veritas.analysis.dropout import (
     RiskFeatures,
     StudentHistory,
     compute_class_means,
+    course_prior,
+    expected_withdrawal,
     features_at,
     history_from_course,
     predict_risk,
+    prior_shift,
 )
-from veritas.analysis.dropout_fit import TRAINING_CUTOFFS, fit
+from veritas.analysis.dropout_fit import TRAINING_CUTOFFS, ClassRate, fit, prior_table
 from veritas.config import asyncpg_dsn
 from veritas.db.unit_of_work import SYSTEM_SERVER_SETTINGS
 from veritas.oulad.importer import import_oulad
@@ -47,8 +50,12 @@ from veritas.oulad.progress import Progress
 
 GROUP_COLUMNS = ("gender", "age_band", "disability", "imd_band")
 CREDITS_PER_COURSE = 60  # load = studied_credits / 60, as the model was fitted (60 = one module)
-GROUP_AUC_MARGIN = 0.05  # a group this far below the whole is flagged, as the issue asks
+GROUP_AUC_MARGIN = 0.05  # a group this far below the whole is flagged
+FEW_WITHDRAWALS = 50  # a group with fewer is reported with its interval, never used to choose
 DEFAULT_CUTOFFS = (30, 60, 90, 120)
+# The most deprived fifth (IMD bands 0-10 % and 10-20 %): at_risk is chosen on the training
+# data to flag their withdrawals at least as often as everyone's. Never a scorecard input.
+PROTECTED_IMD_BANDS = frozenset({"0-10%", "10-20"})
 
 
 @dataclass(frozen=True)
@@ -162,38 +169,112 @@ async def load_enrolments(
     return out
 
 
+def withdrawn_to_date(members: Iterable[Enrolment], day: int) -> float | None:
+    """The share of a class registered by `day` and still registered on day 0 who have
+    unregistered since day 0, by the end of `day`: known on the day, unlike the label."""
+    at_start, gone = _to_date(members, day)
+    return max(gone, 0.5) / at_start if at_start else None  # half a student: never log(0)
+
+
+def class_rates(enrolments: Iterable[Enrolment], day: int) -> list[ClassRate]:
+    """Each class's cohort on `day` and how many of it withdrew: training only (the label)."""
+    out = []
+    for (module, presentation), members in _classes(enrolments).items():
+        cohort = [e for e in members if in_cohort(e, day)]
+        at_start, gone = _to_date(members, day)
+        out.append(ClassRate(module, presentation, day, len(cohort),
+                             sum(e.withdrawn for e in cohort), at_start, gone))
+    return out
+
+
 def cohort_features(
-    enrolments: Iterable[Enrolment], day: int
+    enrolments: Iterable[Enrolment], day: int,
+    priors: Mapping[tuple[str, str], float | None] | None = None,
 ) -> Iterator[tuple[Enrolment, RiskFeatures]]:
-    """The cohort of `day` (in_cohort) with the features known by the end of that day.
+    """The cohort of `day` (in_cohort) with the features known by the end of that day; `priors`
+    gives a class's course_prior by (module, presentation) (missing: a new course).
 
     The one cohort rule: scripts/fit_dropout.py trains on exactly what this evaluates.
     """
-    classes: dict[tuple[str, str], list[Enrolment]] = defaultdict(list)
-    for e in enrolments:
-        classes[(e.module, e.presentation)].append(e)
-    for members in classes.values():
+    for (module, presentation), members in _classes(enrolments).items():
         # Every classmate's work handed in by the day counts, including those who since left:
         # the class mean of an assessment is what a teacher saw that day.
         means = compute_class_means((e.history for e in members), day)
+        rate = (priors or {}).get((module, presentation))
         for e in members:
             if in_cohort(e, day):
-                yield e, features_at(e.history, day, means)
+                yield e, features_at(e.history, day, means, rate)
+
+
+def training_rows(
+    enrolments: Sequence[Enrolment],
+) -> tuple[list[tuple[RiskFeatures, bool]], list[ClassRate], list[bool]]:
+    """One (features, withdrew) row per registration and training cutoff, its course_prior the
+    class's own withdrawal rate that day (an offset: the fit then ranks inside courses); every
+    class's rates for the model's course_priors; and which rows are in PROTECTED_IMD_BANDS."""
+    rows, classes, protected = [], [], []
+    for day in TRAINING_CUTOFFS:
+        rates = class_rates(enrolments, day)
+        own = {(c.course, c.presentation): c.withdrew / c.registered
+               for c in rates if c.registered}
+        for e, features in cohort_features(enrolments, day, own):
+            rows.append((features, e.withdrawn))
+            protected.append(e.groups.get("imd_band") in PROTECTED_IMD_BANDS)
+        classes += rates
+    return rows, classes, protected
+
+
+def fit_recipe(enrolments: Sequence[Enrolment]) -> dict[str, Any]:
+    """The shipped scorecard's recipe fitted on these registrations (without trained_on)."""
+    rows, classes, protected = training_rows(enrolments)
+    return fit(rows, prior_table(classes), protected)
 
 
 def score_cohorts(
     enrolments: Iterable[Enrolment], day: int, model: Mapping[str, Any] | None = None
 ) -> list[Scored]:
-    """Return the cohort of `day` scored with the features known by the end of that day."""
-    return [Scored(e, day, features, predict_risk(features, model=model).probability)
-            for e, features in cohort_features(enrolments, day)]
+    """Return the cohort of `day` scored with what is known by the end of that day.
+
+    Each class gets its course's prior, and its intercept is shifted so that its mean risk is
+    the rate expected_withdrawal gives from the class's withdrawals to date.
+    """
+    out = []
+    for (module, presentation), members in _classes(enrolments).items():
+        prior = {(module, presentation): course_prior(model, module, day)}
+        cohort = list(cohort_features(members, day, prior))
+        target = expected_withdrawal(model, module, day, withdrawn_to_date(members, day))
+        shift = prior_shift((f for _, f in cohort), target, model=model)
+        out += [Scored(e, day, f, predict_risk(f, model=model, shift=shift).probability)
+                for e, f in cohort]
+    return out
+
+
+def _classes(enrolments: Iterable[Enrolment]) -> dict[tuple[str, str], list[Enrolment]]:
+    classes: dict[tuple[str, str], list[Enrolment]] = defaultdict(list)
+    for e in enrolments:
+        classes[(e.module, e.presentation)].append(e)
+    return classes
+
+
+def _to_date(members: Iterable[Enrolment], day: int) -> tuple[int, int]:
+    at_start = gone = 0
+    for e in members:
+        registered = e.history.registration_day
+        left = e.unregistration_day
+        if (registered is None or registered <= day) and (left is None or left > 0):
+            at_start += 1
+            gone += left is not None and left <= day
+    return at_start, gone
 
 
 def cutoff_metrics(scored: Sequence[Scored]) -> dict[str, Any]:
-    """Return n, base rate, ROC-AUC, PR-AUC, Brier, precision at 10 % and AUC per group.
+    """Return n, base rate, ROC-AUC, PR-AUC, Brier, precision at 10 %, the mean prediction,
+    the AUC within modules, per-module figures, a reliability table in deciles, and per group
+    its AUC and its gaps to the whole.
 
-    group_gap says, per group, its n, its withdrawals and its AUC minus the whole's with a
-    95 % interval, so that a low group AUC can be told from the noise of a small group.
+    group_gap says, per group, its n, its withdrawals, its AUC minus the whole's and its mean
+    prediction minus its observed rate, each with a 95 % interval, so that a low group can be
+    told from the noise of a small one.
     """
     y = [int(s.enrolment.withdrawn) for s in scored]
     p = [s.probability for s in scored]
@@ -205,7 +286,10 @@ def cutoff_metrics(scored: Sequence[Scored]) -> dict[str, Any]:
         for value in sorted({s.enrolment.groups[column] for s in scored}):
             member = [s.enrolment.groups[column] == value for s in scored]
             gy = [yi for yi, m in zip(y, member) if m]
-            gap = {"n": len(gy), "withdrawn": sum(gy), "gap": None, "ci95": None}
+            calibration, low, high = metrics.calibration_gap(y, p, member)
+            gap = {"n": len(gy), "withdrawn": sum(gy), "gap": None, "ci95": None,
+                   "calibration_gap": _round(calibration),
+                   "calibration_ci95": [_round(low), _round(high)]}
             groups[column][value] = None
             if 0 < sum(gy) < len(gy):
                 groups[column][value] = _round(
@@ -214,6 +298,17 @@ def cutoff_metrics(scored: Sequence[Scored]) -> dict[str, Any]:
                 difference, low, high = metrics.subgroup_auc_gap(y, p, member)
                 gap.update(gap=_round(difference), ci95=[_round(low), _round(high)])
             gaps[column][value] = gap
+    modules = [s.enrolment.module for s in scored]
+    within = metrics.within_group_auc(y, p, modules) if y else None
+    per_module = {}
+    for module in sorted(set(modules)):
+        my = [yi for yi, m in zip(y, modules) if m == module]
+        mp = [pi for pi, m in zip(p, modules) if m == module]
+        per_module[module] = {
+            "n": len(my), "withdrawn": sum(my),
+            "roc_auc": _round(metrics.roc_auc(my, mp)) if 0 < sum(my) < len(my) else None,
+            "mean_predicted": _round(sum(mp) / len(mp)), "observed": _round(sum(my) / len(my)),
+        }
     return {
         "n": len(y),
         "base_rate": _round(sum(y) / len(y)) if y else None,
@@ -221,6 +316,11 @@ def cutoff_metrics(scored: Sequence[Scored]) -> dict[str, Any]:
         "pr_auc": _round(metrics.pr_auc(y, p)) if both else None,
         "brier": _round(metrics.brier(y, p)) if y else None,
         "precision_at_10": _round(metrics.precision_at_fraction(y, p, 0.10)) if y else None,
+        "mean_predicted": _round(sum(p) / len(p)) if p else None,
+        "within_module_auc": _round(within) if within is not None else None,
+        "module": per_module,
+        "reliability": [{"n": n, "mean_predicted": _round(mp), "observed": _round(obs)}
+                        for n, mp, obs in metrics.reliability(y, p)] if y else [],
         "group_auc": groups,
         "group_gap": gaps,
         "_mean_p": sum(p) / len(p) if p else None,
@@ -244,15 +344,32 @@ def public(results: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]
 
 def render_table(results: Mapping[str, Mapping[str, Any]]) -> str:
     """Return the per-cutoff table, the AUC per group and each group's gap with its interval."""
-    lines = ["  day       n   base  ROC-AUC  PR-AUC   Brier  base-Brier  p@10%  mean p"]
+    lines = ["  day       n   base  mean p  ROC-AUC  within-module  PR-AUC   Brier  base-Brier"
+             "  p@10%"]
     for day, m in results.items():
         base = m["_base"]
         lines.append(
-            f"{day:>5} {m['n']:>7,}  {_f(base, 3)}    {_f(m['roc_auc'], 3)}   {_f(m['pr_auc'], 3)}"
+            f"{day:>5} {m['n']:>7,}  {_f(base, 3)}   {_f(m['_mean_p'], 3)}    {_f(m['roc_auc'], 3)}"
+            f"          {_f(m['within_module_auc'], 3)}   {_f(m['pr_auc'], 3)}"
             f"  {_f(m['brier'], 4)}      {_f(base * (1 - base) if base is not None else None, 4)}"
-            f"  {_f(m['precision_at_10'], 3)}   {_f(m['_mean_p'], 3)}"
+            f"  {_f(m['precision_at_10'], 3)}"
         )
     days = list(results)
+    lines += ["", "Per module: ROC-AUC inside the module, mean predicted / observed"]
+    names = sorted({module for m in results.values() for module in m["module"]})
+    lines.append(f"  {'module':<8}" + "".join(f"{'day ' + d:>26}" for d in days))
+    for name in names:
+        cells = []
+        for d in days:
+            cell = results[d]["module"].get(name)
+            cells.append(f"{'-':>26}" if cell is None else
+                         f"{_f(cell['roc_auc'], 3):>12} {cell['mean_predicted']:.3f} /"
+                         f" {cell['observed']:.3f}")
+        lines.append(f"  {name:<8}" + "".join(cells))
+    lines += ["", "Reliability, deciles of the prediction: mean predicted / observed"]
+    for d in days:
+        lines.append(f"  day {d:>4}: " + "  ".join(
+            f"{b['mean_predicted']:.3f}/{b['observed']:.3f}" for b in results[d]["reliability"]))
     values = {
         c: sorted({v for m in results.values() for v in m["group_auc"].get(c, {})})
         for c in GROUP_COLUMNS
@@ -285,7 +402,8 @@ def render_table(results: Mapping[str, Mapping[str, Any]]) -> str:
     lines += [
         "",
         "Group AUC minus whole AUC, with its 95 % interval (DeLong; '*' = the whole"
-        " interval is below 0)",
+        f" interval is below 0; '~' = fewer than {FEW_WITHDRAWALS} withdrawals at the first"
+        " cutoff: reported, not used to choose a model)",
         f"  {'group':<26}" + "".join(f"{'day ' + d:>26}" for d in days),
     ]
     for column in GROUP_COLUMNS:
@@ -299,7 +417,25 @@ def render_table(results: Mapping[str, Mapping[str, Any]]) -> str:
                 low, high = gap["ci95"]
                 flag = "*" if high < 0 else " "
                 cells.append(f"{gap['gap']:>+9.3f} [{low:+.3f}, {high:+.3f}]{flag}")
-            lines.append(f"  {column + '=' + value:<26}" + "".join(cells))
+            lines.append(f"  {_group_name(first, column, value):<26}" + "".join(cells))
+    lines += [
+        "",
+        "Group mean predicted minus observed, with its 95 % interval ('*' = the whole interval"
+        " is below 0: under-predicted)",
+        f"  {'group':<26}" + "".join(f"{'day ' + d:>26}" for d in days),
+    ]
+    for column in GROUP_COLUMNS:
+        for value in values[column]:
+            cells = []
+            for d in days:
+                gap = results[d]["group_gap"].get(column, {}).get(value) or {}
+                if gap.get("calibration_gap") is None:
+                    cells.append(f"{'n/a':>26}")
+                    continue
+                low, high = gap["calibration_ci95"]
+                flag = "*" if high < 0 else " "
+                cells.append(f"{gap['calibration_gap']:>+9.3f} [{low:+.3f}, {high:+.3f}]{flag}")
+            lines.append(f"  {_group_name(first, column, value):<26}" + "".join(cells))
     return "\n".join(lines)
 
 
@@ -387,11 +523,16 @@ async def _refit(conn: asyncpg.Connection, train: Sequence[str], err: TextIO) ->
     enrolments = await load_enrolments(conn, train)
     if not enrolments:
         raise ValueError(f"no imported OULAD registrations on {', '.join(train)} to fit on")
-    rows = [(features, e.withdrawn) for day in TRAINING_CUTOFFS
-            for e, features in cohort_features(enrolments, day)]
-    print(f"fitting the scorecard on {','.join(train)} ({len(rows):,} rows: each registration"
+    rows = sum(1 for day in TRAINING_CUTOFFS for e in enrolments if in_cohort(e, day))
+    print(f"fitting the scorecard on {','.join(train)} ({rows:,} rows: each registration"
           f" at days {','.join(map(str, TRAINING_CUTOFFS))})...", file=err)
-    return fit(rows)
+    return fit_recipe(enrolments)
+
+
+def _group_name(first: Mapping[str, Any], column: str, value: str) -> str:
+    size = first.get("group_gap", {}).get(column, {}).get(value, {})
+    few = "~" if size.get("withdrawn", 0) < FEW_WITHDRAWALS else ""
+    return f"{few}{column}={value}"
 
 
 def _round(value: float) -> float:
