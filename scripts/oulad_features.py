@@ -1,23 +1,21 @@
 """Read the OULAD CSVs into veritas StudentHistory objects, with labels and groups kept aside.
 
-Used by fit_dropout.py. Records are veritas.oulad.evaluate.Enrolment and each cutoff's cohort
-comes from evaluate.cohort_features, so the fit trains on exactly the cohort rule that
-`veritas eval dropout` applies to the database. The model only ever sees a StudentHistory
-and a day; the outcome (final_result) and the demographic groups travel alongside it for
-labelling and fairness checks, never into features.
+Used by fit_dropout.py. Records are veritas.oulad.evaluate.Enrolment, which the eval's own
+fit (evaluate.fit_recipe) and scoring (evaluate.score_cohorts) take, so the script trains and
+scores by exactly the rules `veritas eval dropout` applies to the database. The model only
+ever sees a StudentHistory and a day; the outcome (final_result) and the demographic groups
+travel alongside it for labelling and fairness checks, never into features.
 """
 
 import csv
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from veritas.analysis.dropout import (  # noqa: E402
     AssessmentRecord,
-    RiskFeatures,
     StudentHistory,
 )
 from veritas.analysis.dropout_fit import TRAINING_CUTOFFS  # noqa: E402
@@ -25,19 +23,9 @@ from veritas.oulad.evaluate import (  # noqa: E402
     CREDITS_PER_COURSE,
     GROUP_COLUMNS,
     Enrolment,
-    cohort_features,
 )
 
 CUTOFFS = TRAINING_CUTOFFS
-
-
-@dataclass(frozen=True)
-class Example:
-    """A registration seen at a cutoff day."""
-
-    registration: Enrolment
-    day: int
-    features: RiskFeatures
 
 
 def load_registrations(data_dir: Path) -> list[Enrolment]:
@@ -91,13 +79,6 @@ def load_registrations(data_dir: Path) -> list[Enrolment]:
             )
         )
     return out
-
-
-def examples(registrations: list[Enrolment], days: tuple[int, ...] = CUTOFFS) -> list[Example]:
-    """Return the cohort of each day with the features known by that day, by the same rule
-    and code as `veritas eval dropout`."""
-    return [Example(r, day, features) for day in days
-            for r, features in cohort_features(registrations, day)]
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

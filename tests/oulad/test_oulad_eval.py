@@ -77,7 +77,7 @@ def test_eval_command_prints_a_table_and_one_json_line(imported: str) -> None:
     lines = result.stdout.strip().splitlines()
     assert "ROC-AUC" in result.stdout and "gender=F" in result.stdout
     # Beside the pooled figures: the AUC within modules, per module, and the reliability.
-    assert "within-module" in result.stdout and "Per module" in result.stdout
+    assert "within-module" in result.stdout and "Per module presentation" in result.stdout
     assert "Reliability, deciles" in result.stdout
     assert "Group mean predicted minus observed" in result.stdout
     figures = json.loads(lines[-1])
@@ -90,10 +90,10 @@ def test_eval_command_prints_a_table_and_one_json_line(imported: str) -> None:
         for name in ("base_rate", "roc_auc", "pr_auc", "brier", "precision_at_10",
                      "mean_predicted", "within_module_auc"):
             assert 0 <= m[name] <= 1
-        # One module (BBB) in the fixture: inside it is the whole.
-        assert m["within_module_auc"] == m["roc_auc"] == m["module"]["BBB"]["roc_auc"]
-        assert m["module"]["BBB"]["mean_predicted"] == m["mean_predicted"]
-        assert m["module"]["BBB"]["observed"] == m["base_rate"]
+        # One module presentation (BBB-2013J) is tested: inside it is the whole.
+        assert m["within_module_auc"] == m["roc_auc"] == m["module"]["BBB-2013J"]["roc_auc"]
+        assert m["module"]["BBB-2013J"]["mean_predicted"] == m["mean_predicted"]
+        assert m["module"]["BBB-2013J"]["observed"] == m["base_rate"]
         bins = m["reliability"]
         assert len(bins) == 10 and sum(b["n"] for b in bins) == m["n"]
         assert [b["mean_predicted"] for b in bins] == sorted(b["mean_predicted"] for b in bins)
@@ -253,3 +253,15 @@ def test_withdrawn_to_date_counts_only_what_is_known_on_the_day() -> None:
     assert withdrawn_to_date(members, 40) == pytest.approx(2 / 4)
     assert withdrawn_to_date(members, 10) == pytest.approx(0.5 / 4)  # none yet: half a student
     assert withdrawn_to_date([member(-5, -1)], 30) is None
+
+
+def test_a_model_file_without_course_priors_is_refused_with_a_reason(tmp_path) -> None:
+    from veritas.oulad.evaluate import load_model
+
+    old = {k: v for k, v in shipped_model().items() if k != "course_priors"}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="no course_priors; refit it"):
+        load_model(path)
+    path.write_text(json.dumps(shipped_model()))
+    assert load_model(path)[0] == shipped_model()

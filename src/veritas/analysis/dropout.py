@@ -296,9 +296,10 @@ def detect_dropout(integrity: float | None, lmi: float | None) -> str:
 
     This keeps the seed's call shape for callers that know nothing else; use predict_risk when
     a history is available. Every other feature is taken at its training average, where it
-    contributes nothing, so only a strongly negative LMI (below about -0.65 with the shipped
-    model) lifts the label to at_risk. integrity is accepted but unused: nothing in the
-    training data measures it, so it has no validated bearing on withdrawal.
+    contributes nothing; with the shipped model no LMI on its own moves the label off safe
+    (momentum is a weak signal once marks and missed work are known). integrity is accepted
+    but unused: nothing in the training data measures it, so it has no validated bearing on
+    withdrawal.
     """
     model = _model()
     return _assessment(model, [("lmi", _contribution(lmi, model["features"]["lmi"]))]).label

@@ -269,8 +269,8 @@ def _to_date(members: Iterable[Enrolment], day: int) -> tuple[int, int]:
 
 def cutoff_metrics(scored: Sequence[Scored]) -> dict[str, Any]:
     """Return n, base rate, ROC-AUC, PR-AUC, Brier, precision at 10 %, the mean prediction,
-    the AUC within modules, per-module figures, a reliability table in deciles, and per group
-    its AUC and its gaps to the whole.
+    the AUC within module presentations (metrics.within_group_auc), their own figures, a
+    reliability table in deciles, and per group its AUC and its gaps to the whole.
 
     group_gap says, per group, its n, its withdrawals, its AUC minus the whole's and its mean
     prediction minus its observed rate, each with a 95 % interval, so that a low group can be
@@ -298,7 +298,9 @@ def cutoff_metrics(scored: Sequence[Scored]) -> dict[str, Any]:
                 difference, low, high = metrics.subgroup_auc_gap(y, p, member)
                 gap.update(gap=_round(difference), ci95=[_round(low), _round(high)])
             gaps[column][value] = gap
-    modules = [s.enrolment.module for s in scored]
+    # A module in one presentation: a course as its students lived it, and the unit that the
+    # prior shift calibrates, so pairs across presentations do not count as "within".
+    modules = [f"{s.enrolment.module}-{s.enrolment.presentation}" for s in scored]
     within = metrics.within_group_auc(y, p, modules) if y else None
     per_module = {}
     for module in sorted(set(modules)):
@@ -355,9 +357,9 @@ def render_table(results: Mapping[str, Mapping[str, Any]]) -> str:
             f"  {_f(m['precision_at_10'], 3)}"
         )
     days = list(results)
-    lines += ["", "Per module: ROC-AUC inside the module, mean predicted / observed"]
+    lines += ["", "Per module presentation: ROC-AUC inside it, mean predicted / observed"]
     names = sorted({module for m in results.values() for module in m["module"]})
-    lines.append(f"  {'module':<8}" + "".join(f"{'day ' + d:>26}" for d in days))
+    lines.append(f"  {'module':<10}" + "".join(f"{'day ' + d:>26}" for d in days))
     for name in names:
         cells = []
         for d in days:
@@ -365,7 +367,7 @@ def render_table(results: Mapping[str, Mapping[str, Any]]) -> str:
             cells.append(f"{'-':>26}" if cell is None else
                          f"{_f(cell['roc_auc'], 3):>12} {cell['mean_predicted']:.3f} /"
                          f" {cell['observed']:.3f}")
-        lines.append(f"  {name:<8}" + "".join(cells))
+        lines.append(f"  {name:<10}" + "".join(cells))
     lines += ["", "Reliability, deciles of the prediction: mean predicted / observed"]
     for d in days:
         lines.append(f"  day {d:>4}: " + "  ".join(
@@ -445,6 +447,9 @@ def load_model(path: Path | None) -> tuple[dict[str, Any] | None, dict[str, Any]
         text = resources.files("veritas.analysis").joinpath("dropout_model.json").read_text()
         return None, json.loads(text)
     spec = json.loads(path.read_text())
+    if "course_priors" not in spec:  # written before models carried them (dropout-1)
+        raise ValueError(f"{path}: the model has no course_priors; refit it with"
+                         " scripts/fit_dropout.py")
     return spec, spec
 
 
