@@ -33,13 +33,16 @@ from bench.ingest.common import (
 from veritas.app import create_app
 from veritas.config import Settings
 from veritas.db.migrate import upgrade
+from veritas.db.roles import ensure_runtime_login
 
 
 async def _measure(url: str, requests: int, batch: int, concurrency: int) -> dict[str, Any]:
     secret = secrets.token_urlsafe(40)
     people = await seed(url, concurrency)
-    settings = Settings(database_url=url, jwt_secret=secret, embedded_worker=False,
-                        bcrypt_rounds=4)
+    # As deployed: the least-privilege runtime role, under row-level security.
+    runtime = ensure_runtime_login(url)
+    settings = Settings(database_url=runtime, migration_database_url=url, jwt_secret=secret,
+                        embedded_worker=False, bcrypt_rounds=4)
     app = create_app(settings)
     templates = event_templates()
     tokens = [mint_token(secret, s).encode() for s in people["students"]]
