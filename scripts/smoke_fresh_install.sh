@@ -13,6 +13,9 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 base="http://127.0.0.1:$port"
 password="Smoke-test-pass-2026!"
 server_pid=""
+# A new user's environment: none of the settings CI exports for the test suite.
+as_new_user=(-u DATABASE_URL -u JWT_SECRET -u REDIS_URL -u DEBUG -u LOG_LEVEL
+             VERITAS_DATA_DIR="$data")
 
 fail() { echo "smoke: FAILED: $*" >&2; echo "--- server output" >&2; cat "$root/serve.log" >&2 || true; exit 1; }
 cleanup() {
@@ -50,8 +53,7 @@ python3 -m venv "$venv"
 "$venv/bin/pip" install -q -e .
 
 echo "== smoke: veritas serve on the embedded database, port $port"
-env -u DATABASE_URL -u JWT_SECRET VERITAS_DATA_DIR="$data" \
-  "$venv/bin/veritas" serve --port "$port" >"$root/serve.log" 2>&1 &
+env "${as_new_user[@]}" "$venv/bin/veritas" serve --port "$port" >"$root/serve.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 180); do
   kill -0 "$server_pid" 2>/dev/null || fail "veritas serve exited before /healthz answered"
@@ -63,8 +65,7 @@ grep -q "serving on $base" "$root/serve.log" || fail "serve did not say where it
 grep -q "veritas demo" "$root/serve.log" || fail "serve did not name the next step on an empty database"
 
 echo "== smoke: veritas demo"
-env -u DATABASE_URL -u JWT_SECRET VERITAS_DATA_DIR="$data" \
-  "$venv/bin/veritas" demo --students 4 --password "$password" >"$root/demo.log" 2>&1 \
+env "${as_new_user[@]}" "$venv/bin/veritas" demo --students 4 --password "$password" >"$root/demo.log" 2>&1 \
   || { cat "$root/demo.log" >&2; fail "veritas demo failed"; }
 student=$(sed -n 's/^a student: //p' "$root/demo.log")
 teacher=$(sed -n 's/^teachers: \([^,]*\).*/\1/p' "$root/demo.log")

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.support import Api, ServerProcess, drop_database, make_database
+from tests.support import METRICS_TOKEN, Api, ServerProcess, drop_database, make_database
 
 pytest_plugins: list[str] = []
 
@@ -65,6 +65,7 @@ def server_env(database_url: str, runtime_url: str, jwt_secret: str) -> dict[str
         TRUSTED_PROXIES='["127.0.0.1"]',
         LOGIN_MAX_FAILURES_PER_IP="1000",
         LOG_LEVEL="WARNING",
+        METRICS_TOKEN=METRICS_TOKEN,
     )
     return env
 

@@ -14,6 +14,8 @@ import psycopg
 from psycopg import sql
 
 PASSWORD = "Tr0ub4dor&3-horse"
+# The suite's server answers /metrics to this bearer token only.
+METRICS_TOKEN = "metrics-token-of-the-test-suite"
 
 
 def _admin_url(url: str) -> str:

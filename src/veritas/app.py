@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
 import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
@@ -38,7 +39,9 @@ from veritas.monitoring.ingest import Ingestor
 from veritas.monitoring.routes import OPENAPI_PATHS as MONITOR_PATHS
 from veritas.monitoring.routes import MonitorEndpoints
 from veritas.runtime import Runtime
+from veritas.web.docs import mount_docs
 from veritas.web.routes import mount_pages
+from veritas.web.security import SecurityHeaders
 
 log = logging.getLogger("veritas")
 
@@ -180,6 +183,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # procrastinate logs every job's start and end at INFO: a line per analysis.
+        logging.getLogger("procrastinate").setLevel(logging.WARNING)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -240,12 +246,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Veritas exports its own /metrics. FastAPI's OpenTelemetry hooks, when on, look the
         # providers up in the environment on every request: ~3% of the ingestion path's CPU.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url=None,  # mount_docs serves /docs from local assets instead of a CDN
+        redoc_url=None,
     )
-    # The last added runs first: requests are counted, then held to the body limit, then the
-    # monitoring posts are answered before FastAPI's routing (see monitoring/routes.py).
+    # The last added runs first: security headers are added, requests are counted, then held
+    # to the body limit, then the monitoring posts are answered before FastAPI's routing (see
+    # monitoring/routes.py).
     app.add_middleware(MonitorEndpoints)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CountRequests)
+    app.add_middleware(SecurityHeaders)
     generate_openapi = app.openapi
 
     def openapi() -> dict:
@@ -299,7 +309,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              "revocation_feed": "ok" if rt.revocations.healthy else "degraded"})
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
-    async def metrics(request: Request) -> PlainTextResponse:
+    async def metrics(request: Request) -> Response:
+        if not settings.metrics_token:
+            return JSONResponse({"detail": "metrics are off: set METRICS_TOKEN and send it as a"
+                                           " bearer token"}, 403)
+        sent = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
+        if not hmac.compare_digest(sent, settings.metrics_token.encode()):
+            return JSONResponse({"detail": "a valid metrics bearer token is required"}, 401,
+                                headers={"WWW-Authenticate": "Bearer"})
         rt: Runtime = request.app.state.runtime
         gauges = {f"ingest_{k}": float(v) for k, v in rt.ingestor.stats.items()}
         gauges["ingest_queued_rows"] = float(rt.ingestor.queued_rows)
@@ -307,5 +324,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return PlainTextResponse(rt.metrics.render(gauges),
                                  media_type="text/plain; version=0.0.4")
 
+    mount_docs(app)
     mount_pages(app)
     return app

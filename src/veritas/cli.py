@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import os
 import secrets
+import signal
 import sys
 from pathlib import Path
 
@@ -59,24 +60,53 @@ def ensure_local_secret() -> None:
     os.environ["JWT_SECRET"] = secret
 
 
+def _exit_quietly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _share_debug_secret() -> None:
+    """DEBUG without JWT_SECRET: one random key for this run, handed to every worker through
+    the environment (a key per process would refuse the other workers' tokens)."""
+    os.environ["JWT_SECRET"] = secrets.token_urlsafe(48)
+    print("DEBUG without JWT_SECRET: a random signing key for this run; tokens end with it",
+          file=sys.stderr)
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from veritas.config import Settings
     from veritas.db.migrate import upgrade
+    from veritas.db.tools import user_count
+    from veritas.http_protocol import IMPORT_PATH
 
+    # systemd and container runtimes stop a service with SIGTERM: leave as on Ctrl-C, through
+    # the interpreter's exit, which stops the embedded PostgreSQL (uvicorn re-raises the
+    # signal after its own graceful shutdown; Python's default would just die).
+    signal.signal(signal.SIGTERM, _exit_quietly)
     embedded = not os.environ.get("DATABASE_URL")
-    database_url()
+    url = database_url()
     if embedded:
         ensure_local_secret()
     try:
-        Settings()  # refuse to start on unsafe settings before anything listens
+        settings = Settings()  # refuse to start on unsafe settings before anything listens
     except ValueError as exc:
         sys.exit(f"refusing to start: {exc}")
+    if settings.debug and not settings.jwt_secret:
+        _share_debug_secret()
     upgrade(migration_url())
-    uvicorn.run("veritas.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, loop="uvloop", http="httptools",
-                log_level=os.environ.get("LOG_LEVEL", "info").lower(), proxy_headers=False)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    base = f"http://{host}:{args.port}"
+    print(f"serving on {base} (API docs at {base}/docs)", flush=True)
+    if asyncio.run(user_count(url)) == 0:
+        print("no users yet: in another terminal, `veritas demo` fills a demo school and"
+              " `veritas create-admin` makes your admin account", flush=True)
+    try:
+        uvicorn.run("veritas.app:create_app", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, loop="uvloop", http=IMPORT_PATH,
+                    log_level=settings.log_level.lower(), proxy_headers=False)
+    except KeyboardInterrupt:  # Ctrl-C, after uvicorn's graceful shutdown: no traceback
+        sys.exit(130)
 
 
 def cmd_migrate(_args: argparse.Namespace) -> None:

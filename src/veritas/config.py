@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     debug: bool = False
     log_level: str = "INFO"
 
+    # /metrics answers only a request bearing this token; unset, it answers no one.
+    metrics_token: str | None = None
+    # A connection whose request line and headers take longer is closed (`veritas serve`).
+    header_read_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+
     # Optional: revocations are mirrored to Redis and broadcast over its pub/sub.
     redis_url: str | None = None
 
@@ -88,7 +93,8 @@ class Settings(BaseSettings):
 
     @cached_property
     def signing_key(self) -> str:
-        # Debug mode without a secret gets a random per-process key: tokens die with it.
+        # Debug mode without a secret gets a random key (`veritas serve` makes one for all of
+        # its workers): tokens die with the process.
         if self.jwt_secret:
             return self.jwt_secret
         import secrets

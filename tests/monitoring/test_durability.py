@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from tests.support import Api, ServerProcess
+from tests.support import METRICS_TOKEN, Api, ServerProcess, bearer
 
 
 class Students:
@@ -210,9 +210,6 @@ def private_postgres(tmp_path: Path):
             shutil.rmtree(tmp_path / "pg", ignore_errors=True)
 
 
-# pgserver's import asks platformdirs for a runtime directory, which warns when
-# XDG_RUNTIME_DIR is unset (as in CI); that is harmless here.
-@pytest.mark.filterwarnings("ignore:XDG_RUNTIME_DIR:Warning")
 def test_database_stopped_mid_load_then_back(
     private_postgres: PrivatePostgres, server_env: dict[str, str],
 ) -> None:
@@ -239,7 +236,7 @@ def test_database_stopped_mid_load_then_back(
 
 
 def _gauge(api: Api, name: str) -> float:
-    text = api.get("/metrics").text
+    text = api.get("/metrics", headers=bearer(METRICS_TOKEN)).text
     match = re.search(rf"^veritas_{name}\{{[^}}]*\}} (\S+)$", text, re.M)
     assert match, name
     return float(match.group(1))

@@ -54,7 +54,8 @@ def new_context(browser: Browser, server: Any) -> Iterator[Any]:
 
 @pytest.fixture()
 def page_errors() -> list[str]:
-    """Uncaught page errors, collected by `open_page`; a test asserts the list stays empty."""
+    """Uncaught page errors and CSP refusals, collected by `open_page`; a test asserts the
+    list stays empty."""
     return []
 
 
@@ -63,6 +64,9 @@ def open_page(new_context: Any, page_errors: list[str]) -> Any:
     def make(context: BrowserContext | None = None) -> Page:
         page = (context or new_context()).new_page()
         page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+        # What the Content-Security-Policy refused is a page error too.
+        page.on("console", lambda message: page_errors.append(message.text)
+                if "Content Security Policy" in message.text else None)
         return page
 
     return make

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -13,7 +14,12 @@ DATABASE_NAME = "veritas"
 def start_embedded(data_dir: Path, *, stop_on_exit: bool = True) -> str:
     """Start (or reuse) the embedded server in `data_dir/pg` and return its owner's URL
     (`runtime_url` gives the least-privilege role's)."""
-    import pgserver
+    with warnings.catch_warnings():
+        # pgserver keeps its lock in platformdirs' runtime directory, which warns when
+        # XDG_RUNTIME_DIR is unset (containers, cron, su) and falls back to /tmp/runtime-UID:
+        # fine, and every Veritas process falls back the same way.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import pgserver
 
     pg_dir = (data_dir / "pg").resolve()
     pg_dir.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,11 @@ from veritas.errors import Invalid
 MATERIALIZED_VIEWS = ("exam_performance_summary", "student_risk_summary")
 
 
+async def user_count(url: str) -> int:
+    async with _as_system(url) as session:
+        return await session.scalar(text("SELECT count(*) FROM users"))
+
+
 async def create_admin(url: str, email: str, username: str, password: str) -> uuid.UUID:
     """Create an admin account; ValueError on bad input or a taken email/username."""
     import os
