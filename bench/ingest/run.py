@@ -114,6 +114,7 @@ class Run:
         self.attempts = [str(a) for a in world["attempts"]]
         self.env = {**os.environ, "DATABASE_URL": url, "JWT_SECRET": self.secret,
                     "BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING",
+                    "METRICS_TOKEN": METRICS_TOKEN,
                     # Anything already on PYTHONPATH comes first (e.g. a patched tree).
                     "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"),
                                                                 str(ROOT)]))}
@@ -231,6 +232,7 @@ async def open_step(run: Run, load: LoadProcess, server: Server, rate: float, ba
     return out
 
 
+METRICS_TOKEN = secrets.token_urlsafe(24)  # the servers under test answer /metrics to it
 GC_BUCKET = re.compile(
     r'veritas_latency_seconds_bucket\{pid="(\d+)",op="gc_generation_(\d)",le="([^"]+)"\} (\d+)')
 
@@ -241,7 +243,8 @@ def gc_pauses(port: int, workers: int) -> dict[str, dict[str, int]]:
     itself, so it is asked until every process has answered)."""
     pages: dict[str, str] = {}
     for _ in range(100):
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5,
+                         headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
         pid = re.search(r'pid="(\d+)"', text)
         if pid:
             pages[pid.group(1)] = text
