@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint bench-ingest bench-school
+.PHONY: install run test lint smoke bench-ingest bench-school
 
 $(VENV)/bin/veritas: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,10 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests
+
+# The README's Run command on a fresh virtualenv, as .ci/run proves it before the tests.
+smoke:
+	bash scripts/smoke_fresh_install.sh
 
 # The ingestion benchmark (issue 3): raw COPY vs the seed's design vs Veritas, one run.
 bench-ingest: install

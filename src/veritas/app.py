@@ -41,7 +41,7 @@ from veritas.monitoring.routes import MonitorEndpoints
 from veritas.runtime import Runtime
 from veritas.web.docs import mount_docs
 from veritas.web.routes import mount_pages
-from veritas.web.security import SecurityHeaders
+from veritas.web.security import is_personal, secured
 
 log = logging.getLogger("veritas")
 
@@ -96,10 +96,12 @@ class BodyLimit:
 
 
 class CountRequests:
-    """Count responses by status for /metrics, and answer a bug with JSON, never a trace.
+    """Count responses by status for /metrics, add the security headers to every response
+    (web/security.py) and answer a bug with JSON, never a trace.
 
     Plain ASGI rather than @app.middleware("http"): that wrapper costs ~250 µs a request,
-    which the ingestion hot path cannot afford."""
+    which the ingestion hot path cannot afford; the headers ride on this layer's send
+    wrapper for the same reason (a layer of their own cost ~2 µs more a request)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -109,11 +111,13 @@ class CountRequests:
             await self.app(scope, receive, send)
             return
         started = False
+        personal = is_personal(scope["path"])
 
         async def counting_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                message["headers"] = secured(message.get("headers", []), personal)
                 runtime = getattr(scope["app"].state, "runtime", None)
                 if runtime is not None:
                     runtime.metrics.count_request(scope["method"], message["status"])
@@ -249,13 +253,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # mount_docs serves /docs from local assets instead of a CDN
         redoc_url=None,
     )
-    # The last added runs first: security headers are added, requests are counted, then held
-    # to the body limit, then the monitoring posts are answered before FastAPI's routing (see
-    # monitoring/routes.py).
+    # The last added runs first: requests are counted (and every answer gets its security
+    # headers), then held to the body limit, then the monitoring posts are answered before
+    # FastAPI's routing (see monitoring/routes.py).
     app.add_middleware(MonitorEndpoints)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CountRequests)
-    app.add_middleware(SecurityHeaders)
     generate_openapi = app.openapi
 
     def openapi() -> dict:
