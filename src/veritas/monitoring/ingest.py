@@ -178,6 +178,28 @@ class AttemptEnded(Exception):
 Waiter = tuple[list[Row], "asyncio.Future[Outcome]", float]  # rows, answer, arrival
 
 
+def unavailable(exc: BaseException) -> bool:
+    """Whether a failed flush means the database cannot take writes now (everyone's 503),
+    rather than something wrong with the rows (one request's 422)."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True  # connection refused or reset; a statement timed out
+    if isinstance(exc, asyncpg.InterfaceError) and not isinstance(exc, ValueError):
+        return True  # the connection closed under the statement (not a value asyncpg refused)
+    # 08 connection lost, 53 out of resources (disk, memory, connections), 57 shutting down
+    # or cancelled, 58 I/O error, 40 deadlock or serialization failure (retry is right).
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    return sqlstate[:2] in ("08", "40", "53", "57", "58")
+
+
+def refused_value(exc: BaseException) -> bool:
+    """Whether a statement failed on a value: asyncpg could not encode it, or PostgreSQL (a
+    type, a constraint, a size limit, a trigger's RAISE) refused it."""
+    if isinstance(exc, ValueError | TypeError | ArithmeticError):  # OverflowError included
+        return True
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    return sqlstate[:2] in ("22", "23", "54", "P0")
+
+
 class Ingestor:
     def __init__(
         self, pool: asyncpg.Pool, dsn: str, *, grace_minutes: int, queue_max_events: int,
@@ -374,22 +396,31 @@ class Ingestor:
             started = time.monotonic()
             result = await self._execute(conn, rows)
             self._last_statement = time.monotonic() - started
-        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-            # A value PostgreSQL refuses fails the whole statement: retry request by
-            # request so that only the offending one is refused.
-            if len(batch) > 1:
-                for waiter in batch:
-                    conn = await self._flush(conn, [waiter])
-                return conn
-            self._fail(batch, Invalid(f"an event cannot be stored ({exc.sqlstate})"))
-            return conn
-        except Exception as exc:  # noqa: BLE001 - whatever failed, nothing was acknowledged
+        except Exception as exc:  # noqa: BLE001 - sorted below; nothing was acknowledged
             self.stats["flush_errors"] += 1
-            log.warning("event flush failed (%s: %s)", type(exc).__name__, exc)
-            self._fail(batch, Unavailable("database unavailable; retry shortly", 2))
-            if conn is not None:
-                conn.terminate()  # its state is unknown; the next flush reconnects
-            return None
+            if conn is not None and (conn.is_closed() or conn.is_in_transaction()):
+                conn.terminate()  # its state is unknown; the next statement reconnects
+                conn = None
+            if unavailable(exc):
+                log.warning("event flush failed (%s: %s)", type(exc).__name__, exc)
+                self._fail(batch, Unavailable("database unavailable; retry shortly", 2))
+                if conn is not None:
+                    conn.terminate()
+                return None
+            # Anything else came from the rows themselves (a value the checks at the door
+            # missed): halve the batch until the request that holds it stands alone, so the
+            # others are stored and only that one is refused.
+            if len(batch) > 1:
+                half = len(batch) // 2
+                conn = await self._flush(conn, batch[:half])
+                return await self._flush(conn, batch[half:])
+            if refused_value(exc):
+                log.warning("an event request cannot be stored (%s: %s)",
+                            type(exc).__name__, exc)
+                self._fail(batch, Invalid("an event in this request cannot be stored"))
+            else:  # not the client's fault: a bug, answered 500 and logged with its trace
+                self._fail(batch, exc)
+            return conn
         self.stats["flushes"] += 1
         inserted = set()
         live = set()

@@ -13,6 +13,7 @@ one, and `OPENAPI_PATHS` documents both endpoints in /openapi.json.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -43,6 +44,12 @@ from veritas.monitoring.rules import evaluate
 from veritas.runtime import Runtime
 
 MAX_BATCH = 1000
+MIN_CLIENT_YEAR, MAX_CLIENT_YEAR = 1970, 9999
+TIMESTAMP_RANGE = (f"client_timestamp must be an instant between the years {MIN_CLIENT_YEAR}"
+                   f" and {MAX_CLIENT_YEAR} once converted to UTC")
+_INFINITY = datetime.max.replace(tzinfo=UTC)
+# orjson's \u0000 escape of a NUL, not a text's own backslash followed by "u0000".
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class EventIn(msgspec.Struct, kw_only=True):
@@ -137,16 +144,46 @@ async def _attempt(rt: Runtime, user: tokens.Claims, attempt_id: uuid.UUID) -> A
     return info
 
 
+def _check_text(text: str) -> None:
+    """Refuse what PostgreSQL's text cannot hold: NUL, and lone surrogates (JSON's \\ud800)."""
+    if "\x00" in text:
+        raise Invalid("NUL characters are not allowed in events")
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise Invalid("description must be valid Unicode text") from None
+
+
+def _utc_instant(stamp: datetime) -> datetime:
+    """The client's time in UTC, refused unless it is an instant between 1970 and 9999.
+
+    Converted here because the writer's encoder would otherwise overflow mid-flush on an
+    offset that crosses year 1 or 9999, failing everyone's events in that statement."""
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    try:
+        stamp = stamp.astimezone(UTC)
+    except OverflowError:
+        raise Invalid(TIMESTAMP_RANGE) from None
+    # asyncpg writes the very last microsecond of 9999 as 'infinity', which is no instant.
+    if not MIN_CLIENT_YEAR <= stamp.year <= MAX_CLIENT_YEAR or stamp == _INFINITY:
+        raise Invalid(TIMESTAMP_RANGE)
+    return stamp
+
+
 def _row(info: AttemptInfo, event: EventIn, max_payload: int) -> Row:
     try:
         payload = orjson.dumps(event.data)
     except orjson.JSONEncodeError:
-        raise Invalid("data holds a value that cannot be stored (integers must fit 64 bits)") \
-            from None
+        raise Invalid("data holds a value that cannot be stored (integers must fit 64 bits,"
+                      " text must be valid Unicode)") from None
     # PostgreSQL text and jsonb refuse NUL; refusing it here keeps one bad event from
     # failing the shared statement that carries everyone else's events.
-    if b"\\u0000" in payload or (event.description and "\x00" in event.description):
+    if b"\\u0000" in payload and _ESCAPED_NUL.search(payload):
         raise Invalid("NUL characters are not allowed in events")
+    if event.description:
+        _check_text(event.description)
     if len(payload) > max_payload:
         raise TooLarge(f"an event's data is over {max_payload // 1024} KiB")
     # Nesting can only be that deep if there are that many brackets: counting them in C keeps
@@ -164,8 +201,8 @@ def _row(info: AttemptInfo, event: EventIn, max_payload: int) -> Row:
             raise Invalid("event_id must be a UUID") from None
     anomaly, score, rule_text = evaluate(event.event_type, event.severity, event.data, info.rules)
     client_ts = event.client_timestamp
-    if client_ts is not None and client_ts.tzinfo is None:
-        client_ts = client_ts.replace(tzinfo=UTC)
+    if client_ts is not None:
+        client_ts = _utc_instant(client_ts)
     return Row(
         id=event_row_id(info.id, event_id),
         exam_attempt_id=info.id,
