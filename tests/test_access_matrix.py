@@ -227,6 +227,8 @@ def test_alert_pages_walk_every_alert_once(api: Api) -> None:
     api.post("/api/monitor/events/batch", headers=student["headers"], json={
         "attempt_id": attempt["attempt_id"],
         "events": [{"event_type": "paste", "data": {"chars": 300 + i}} for i in range(3)]
+        + [{"event_type": kind, "severity": "critical", "data": {}}
+           for kind in ("module.alarm", "module.siren")]
         + [{"event_type": "multiple_faces", "severity": "critical", "data": {"count": 3}}]})
     h, scope = teacher["headers"], {"exam_id": exam["id"]}
     everything = [a["id"] for a in api.get("/api/teacher/alerts", headers=h,
@@ -239,7 +241,7 @@ def test_alert_pages_walk_every_alert_once(api: Api) -> None:
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert len(everything) == 4 and walked == everything
+    assert len(everything) == 4 and walked == everything  # the three pastes are one alert
     for bad in ("@@", "WyJ4IiwgMV0", "W10"):
         assert api.get("/api/teacher/alerts", headers=h,
                        params={"cursor": bad}).status_code == 422

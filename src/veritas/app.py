@@ -203,7 +203,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         revocations = RevocationCache(dsn, settings.redis_url)
         ingestor = Ingestor(pool, dsn, grace_minutes=settings.attempt_grace_minutes,
                             queue_max_events=settings.ingest_queue_max_events,
-                            max_batch_rows=settings.ingest_max_batch_rows)
+                            max_batch_rows=settings.ingest_max_batch_rows,
+                            events_per_second=settings.ingest_attempt_events_per_second,
+                            burst_events=settings.ingest_attempt_burst_events)
         rt = Runtime(settings=settings, database_url=url, engine=engine,
                      sessions=create_sessionmaker(engine), pool=pool, revocations=revocations,
                      ingestor=ingestor)

@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     # Ingestion writer: the queue bound (events) and the most rows in one statement.
     ingest_queue_max_events: int = 50_000
     ingest_max_batch_rows: int = 5_000
+    # Per attempt, per process: a token bucket of events (429 with Retry-After beyond it).
+    # The browser SDK sends about one event a second and drains a backlog in batches of
+    # 1,000, so the burst must hold a full batch; the defaults are far above either.
+    ingest_attempt_events_per_second: float = Field(default=200.0, gt=0)
+    ingest_attempt_burst_events: int = Field(default=10_000, ge=1_000)
+    # Drafts: one body's size (413 beyond it), and how many of the latest an attempt keeps.
+    max_draft_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_drafts_per_attempt: int = Field(default=20, ge=1)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

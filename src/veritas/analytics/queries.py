@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Float,
     Integer,
     Select,
@@ -27,7 +28,7 @@ from veritas.auth.permissions import ExamRight, restrict
 from veritas.auth.tokens import Claims
 from veritas.db.base import AttemptStatus, DropoutRisk
 from veritas.exams.models import Exam, ExamAttempt
-from veritas.monitoring.models import MonitoringEvent
+from veritas.monitoring.models import MonitoringAlert, MonitoringEvent
 
 COMPLETED = ExamAttempt.status == AttemptStatus.completed
 
@@ -257,45 +258,31 @@ async def flagged_students(session: AsyncSession, user: Claims, limit: int = 50)
     ]
 
 
-# Attempts last at most a day plus grace, so events after `since` belong to attempts started
-# at most this long before it; the bound lets PostgreSQL skip older event partitions.
-ATTEMPT_SPAN = timedelta(days=2)
-_FLOOR = datetime.min.replace(tzinfo=UTC) + ATTEMPT_SPAN
-
-
-def _earliest_start(since: datetime) -> datetime:
-    # A `since` within ATTEMPT_SPAN of year 1 would overflow; it asks for every attempt anyway.
-    return max(since, _FLOOR) - ATTEMPT_SPAN
-
-
 def alerts_query(user: Claims, since: datetime) -> Select:
-    """Alerts since `since` at exams the caller may analyze: anomalous events (as they arrive)
-    and alerts raised by analyses, as one selectable with the same columns."""
-    started = _earliest_start(since)
-    events = (
-        select(MonitoringEvent.id.label("id"), literal("monitoring_anomaly").label("kind"),
-               MonitoringEvent.severity.label("severity"),
-               MonitoringEvent.exam_attempt_id.label("attempt_id"),
-               ExamAttempt.exam_id.label("exam_id"), MonitoringEvent.student_id.label("student_id"),
-               MonitoringEvent.event_type.label("event_type"),
-               MonitoringEvent.anomaly_score.label("anomaly_score"),
-               MonitoringEvent.description.label("description"),
-               MonitoringEvent.server_timestamp.label("created_at"))
-        .join(ExamAttempt, and_(ExamAttempt.id == MonitoringEvent.exam_attempt_id,
-                                ExamAttempt.started_at == MonitoringEvent.attempt_started_at))
-        .where(MonitoringEvent.is_anomaly, MonitoringEvent.server_timestamp >= since,
-               MonitoringEvent.attempt_started_at >= started,
-               ExamAttempt.started_at >= started)
-    )
+    """Alerts updated since `since` at exams the caller may analyze: anomalies folded per
+    attempt and event type (with their count), and alerts raised by analyses, as one
+    selectable with the same columns."""
+    folded = select(
+        MonitoringAlert.id.label("id"), literal("monitoring_anomaly").label("kind"),
+        MonitoringAlert.severity.label("severity"),
+        MonitoringAlert.exam_attempt_id.label("attempt_id"),
+        MonitoringAlert.exam_id.label("exam_id"), MonitoringAlert.student_id.label("student_id"),
+        MonitoringAlert.event_type.label("event_type"),
+        MonitoringAlert.anomaly_score.label("anomaly_score"),
+        MonitoringAlert.description.label("description"),
+        MonitoringAlert.count.label("count"), MonitoringAlert.first_at.label("first_at"),
+        MonitoringAlert.last_at.label("created_at"),
+    ).where(MonitoringAlert.last_at >= since)
     raised = select(
         AnalysisAlert.id, AnalysisAlert.kind, AnalysisAlert.severity,
         AnalysisAlert.exam_attempt_id, AnalysisAlert.exam_id, AnalysisAlert.student_id,
         null().label("event_type"), null().label("anomaly_score"), AnalysisAlert.description,
+        literal(1, BigInteger).label("count"), AnalysisAlert.created_at.label("first_at"),
         AnalysisAlert.created_at,
     ).where(AnalysisAlert.created_at >= since)
-    events = restrict(events, ExamAttempt.exam_id, user, ExamRight.analytics)
+    folded = restrict(folded, MonitoringAlert.exam_id, user, ExamRight.analytics)
     raised = restrict(raised, AnalysisAlert.exam_id, user, ExamRight.analytics)
-    alerts = union_all(events, raised).subquery("alerts")
+    alerts = union_all(folded, raised).subquery("alerts")
     return (select(alerts, Exam.title.label("exam_title"), User.username.label("username"),
                    User.full_name.label("full_name"))
             .join(Exam, Exam.id == alerts.c.exam_id)
@@ -309,7 +296,8 @@ def alert_dict(row: Any) -> dict[str, Any]:
         "student_id": row.student_id, "username": row.username, "full_name": row.full_name,
         "event_type": row.event_type,
         "anomaly_score": row.anomaly_score, "description": row.description,
-        "created_at": row.created_at,
+        # Repeats fold into one alert: how many, since when; created_at is the latest.
+        "count": row.count, "first_at": row.first_at, "created_at": row.created_at,
     }
 
 

@@ -257,7 +257,8 @@ STREAM_HEARTBEAT_SECONDS = 15.0
 
 @teacher.get("/alerts/stream", response_class=StreamingResponse,
              responses={200: {"content": {"text/event-stream": {}},
-                              "description": "server-sent events: `alert`, one per new alert"}})
+                              "description": "server-sent events: `alert`, one per new or"
+                                             " updated (repeated) alert"}})
 async def alert_stream(
     request: Request, rt: RuntimeDep, user: Staff, exam_id: uuid.UUID | None = None,
 ) -> StreamingResponse:
@@ -285,8 +286,8 @@ async def alert_stream(
             async with unit_of_work(rt, user) as session:
                 rows = (await session.execute(query.order_by(c.created_at).limit(500))).all()
             for row in rows:
-                if row.id in seen:
-                    continue
+                if seen.get(row.id) == row.created_at:
+                    continue  # sent already; a folded repeat moves its time and is sent again
                 seen[row.id] = row.created_at
                 since = max(since, row.created_at)
                 yield (b"event: alert\ndata: " + orjson.dumps(queries.alert_dict(row), default=str)

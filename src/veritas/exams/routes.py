@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
 
 from veritas.auth.permissions import ExamRight, require_exam, restrict
 from veritas.deps import ContextDep, RuntimeDep, SessionDep, Staff, Student, unit_of_work
+from veritas.errors import TooLarge
 from veritas.exams import schemas, service
 from veritas.exams.models import Exam
 from veritas.pagination import PageParams, newest_first, page, page_params
@@ -113,15 +114,21 @@ async def start_exam(
     )
 
 
-@student.post("/attempts/{attempt_id}/drafts", status_code=201)
+@student.post("/attempts/{attempt_id}/drafts", status_code=201,
+              responses={413: {"description": "the draft is over MAX_DRAFT_BYTES"}})
 async def save_draft(
-    attempt_id: uuid.UUID, body: schemas.DraftIn, session: SessionDep, rt: RuntimeDep,
-    user: Student,
+    attempt_id: uuid.UUID, body: schemas.DraftIn, request: Request, session: SessionDep,
+    rt: RuntimeDep, user: Student,
 ) -> dict[str, Any]:
+    """Only the latest MAX_DRAFTS_PER_ATTEMPT drafts are kept."""
+    limit = rt.settings.max_draft_bytes
+    if len(await request.body()) > limit:  # read already, to parse it: no second read
+        raise TooLarge(f"a draft is over {limit // 1024} KiB")
     async with unit_of_work(rt, user) as expiry:
         await service.abandon_if_due(expiry, attempt_id, rt.settings.attempt_grace_minutes)
     return await service.save_draft(
-        session, user, attempt_id, body, rt.settings.attempt_grace_minutes
+        session, user, attempt_id, body, rt.settings.attempt_grace_minutes,
+        rt.settings.max_drafts_per_attempt,
     )
 
 

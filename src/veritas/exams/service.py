@@ -22,7 +22,6 @@ from veritas.errors import Conflict, Forbidden, Invalid, NotFound
 from veritas.exams import schemas
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
 
-MAX_DRAFTS = 200
 ATTEMPT_ENDED_CHANNEL = "veritas_attempt_ended"
 
 
@@ -264,7 +263,7 @@ def _check_responses(questions: list[dict[str, Any]], responses: dict[str, Any])
 
 async def save_draft(
     session: AsyncSession, user: Claims, attempt_id: uuid.UUID, body: schemas.DraftIn,
-    grace_minutes: int,
+    grace_minutes: int, keep: int,
 ) -> dict[str, Any]:
     attempt = await own_attempt(session, user, attempt_id, lock=True)
     await _require_open(attempt, grace_minutes)
@@ -272,9 +271,9 @@ async def save_draft(
     drafts = list(attempt.submission_data.get("drafts", []))
     now = datetime.now(UTC)
     drafts.append({"saved_at": now.isoformat(), "responses": body.responses})
-    # Keep the first draft (the starting point) and the most recent ones.
-    if len(drafts) > MAX_DRAFTS:
-        drafts = drafts[:1] + drafts[-(MAX_DRAFTS - 1):]
+    # Only the latest `keep`: the attempt's row is rewritten on every save, so its size
+    # (and the time a save takes) must not grow with the number of drafts.
+    drafts = drafts[-keep:]
     attempt.submission_data = attempt.submission_data | {"drafts": drafts}
     await session.flush()
     return {"attempt_id": attempt.id, "draft_number": len(drafts), "saved_at": now,

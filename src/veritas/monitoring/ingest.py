@@ -35,8 +35,9 @@ import asyncpg
 from asyncpg.pgproto.pgproto import UUID as PgUUID
 
 from veritas.db.unit_of_work import SYSTEM_SERVER_SETTINGS
-from veritas.errors import Invalid, Unavailable
+from veritas.errors import Invalid, RateLimited, Unavailable
 from veritas.exams.service import ATTEMPT_ENDED_CHANNEL
+from veritas.monitoring.limits import EventBuckets
 from veritas.monitoring.partitions import copy_events
 from veritas.monitoring.rules import exam_rules
 
@@ -69,17 +70,15 @@ DOWN_SECONDS = 1.0  # after a failed connect, refuse at once for this long (fast
 # (notably before exam_attempts has statistics, as when an exam has just started) scanned the
 # partial index of every open attempt on each statement, 2,000 rows in the benchmark.
 LOCK_ATTEMPTS_CTE = """locked AS MATERIALIZED (
-    SELECT id, student_id, started_at, status FROM exam_attempts
+    SELECT id, student_id, started_at, exam_id, status FROM exam_attempts
     WHERE id = ANY($1::uuid[])
     FOR SHARE
 ), live AS (
-    SELECT id, student_id, started_at FROM locked WHERE status = 'in_progress'
+    SELECT id, student_id, started_at, exam_id FROM locked WHERE status = 'in_progress'
 )"""
 # Rows travel as one array of the composite type monitoring_event_in (migration 0004);
 # student_id and the partition key come from the attempt rows the statement locks anyway.
-INSERT_SQL = f"""
-WITH {LOCK_ATTEMPTS_CTE}, ins AS (
-    INSERT INTO monitoring_events (
+_INSERT_EVENTS = """INSERT INTO monitoring_events (
         id, attempt_started_at, exam_attempt_id, student_id, event_id, event_type, severity,
         data_payload, is_anomaly, anomaly_score, description, analysis_notes,
         client_timestamp, server_timestamp)
@@ -89,13 +88,57 @@ WITH {LOCK_ATTEMPTS_CTE}, ins AS (
     FROM unnest($2::monitoring_event_in[]) AS e
     JOIN live ON live.id = e.exam_attempt_id
     -- Duplicates inside one statement are fine: DO NOTHING skips the later copies.
-    ON CONFLICT DO NOTHING
+    ON CONFLICT DO NOTHING"""
+_ANSWER = """SELECT true AS inserted, id FROM ins
+UNION ALL
+SELECT false, id FROM live"""
+INSERT_SQL = f"""
+WITH {LOCK_ATTEMPTS_CTE}, ins AS (
+    {_INSERT_EVENTS}
     RETURNING id
 )
-SELECT true AS inserted, id FROM ins
-UNION ALL
-SELECT false, id FROM live
+{_ANSWER}
 """
+
+# Repeated anomalies of one type in one attempt fold into one alert (migration 0005), in the
+# same transaction as the events. Rows go in key order, so that two statements folding the
+# same alerts lock them in the same order and never deadlock.
+_FOLD_CONFLICT = """ON CONFLICT (exam_attempt_id, event_type) DO UPDATE SET
+    count = m.count + excluded.count, last_at = excluded.last_at,
+    severity = greatest(m.severity, excluded.severity),
+    anomaly_score = greatest(m.anomaly_score, excluded.anomaly_score),
+    description = excluded.description"""
+_FOLD_COLUMNS = """INSERT INTO monitoring_alerts AS m (exam_attempt_id, exam_id, student_id,
+    event_type, severity, anomaly_score, description, count, first_at, last_at)"""
+# A flush holding an anomaly takes this longer statement; most flushes hold none.
+INSERT_ALERTING_SQL = f"""
+WITH {LOCK_ATTEMPTS_CTE}, ins AS (
+    {_INSERT_EVENTS}
+    RETURNING id, exam_attempt_id, student_id, event_type, severity, anomaly_score,
+              description, is_anomaly
+), folded AS (
+    {_FOLD_COLUMNS}
+    SELECT i.exam_attempt_id, live.exam_id, i.student_id, i.event_type, max(i.severity),
+           max(i.anomaly_score), (array_agg(i.description))[1], count(*), now(), now()
+    FROM ins i JOIN live ON live.id = i.exam_attempt_id
+    WHERE i.is_anomaly
+    GROUP BY i.exam_attempt_id, live.exam_id, i.student_id, i.event_type
+    ORDER BY i.exam_attempt_id, i.event_type
+    {_FOLD_CONFLICT}
+)
+{_ANSWER}
+"""
+# The COPY path folds what it copied, counted in Python, inside the COPY's transaction.
+FOLD_SQL = f"""
+{_FOLD_COLUMNS}
+SELECT u.*, now(), now() FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],
+                                     $5::event_severity[], $6::real[], $7::text[], $8::bigint[])
+    AS u(exam_attempt_id, exam_id, student_id, event_type, severity, anomaly_score,
+         description, count)
+ORDER BY u.exam_attempt_id, u.event_type
+{_FOLD_CONFLICT}
+"""
+SEVERITY_RANK = {"normal": 0, "warning": 1, "critical": 2}
 
 # Flushes of at least COPY_MIN_ROWS go by COPY inside a transaction that first locks the live
 # attempts as INSERT_SQL does: COPY's multi-row inserts cost PostgreSQL about a quarter less
@@ -103,7 +146,7 @@ SELECT false, id FROM live
 # dozen rows up. COPY cannot skip duplicates, so a flush holding a retry of a stored event
 # fails as a whole and is written again by INSERT_SQL, which sorts out which rows are new.
 COPY_MIN_ROWS = 64
-LOCK_LIVE_SQL = f"WITH {LOCK_ATTEMPTS_CTE} SELECT id, student_id, started_at FROM live"
+LOCK_LIVE_SQL = f"WITH {LOCK_ATTEMPTS_CTE} SELECT id, student_id, started_at, exam_id FROM live"
 COPY_COLUMNS = (
     "id", "attempt_started_at", "exam_attempt_id", "student_id", "event_id", "event_type",
     "severity", "data_payload", "is_anomaly", "anomaly_score", "description", "analysis_notes",
@@ -203,7 +246,8 @@ def refused_value(exc: BaseException) -> bool:
 class Ingestor:
     def __init__(
         self, pool: asyncpg.Pool, dsn: str, *, grace_minutes: int, queue_max_events: int,
-        max_batch_rows: int, writers: int = WRITERS,
+        max_batch_rows: int, events_per_second: float = 200.0, burst_events: int = 10_000,
+        writers: int = WRITERS,
     ) -> None:
         self._pool = pool
         self._dsn = dsn
@@ -218,9 +262,10 @@ class Ingestor:
         self._down_until = 0.0
         self._last_statement = 0.001  # seconds the last statement took
         self._attempts: dict[uuid.UUID, AttemptInfo] = {}
+        self.buckets = EventBuckets(events_per_second, burst_events)
         self._tasks: list[asyncio.Task[None]] = []
         self.stats = {"events_stored": 0, "events_duplicate": 0, "flushes": 0, "rejected_full": 0,
-                      "flush_errors": 0}
+                      "flush_errors": 0, "rate_limited": 0}
 
     @property
     def queued_rows(self) -> int:
@@ -308,6 +353,14 @@ class Ingestor:
                 log.warning("attempt-ended listener lost (%s); retrying", exc)
             self._attempts.clear()
             await asyncio.sleep(1)
+
+    def admit(self, attempt_id: uuid.UUID, events: int) -> None:
+        """Refuse (429) events beyond the attempt's rate; other attempts are unaffected."""
+        wait = self.buckets.take(attempt_id, events)
+        if wait:
+            self.stats["rate_limited"] += 1
+            raise RateLimited("this attempt is sending more events than any exam page would;"
+                              " retry later", wait)
 
     # --- writing ------------------------------------------------------------------------
 
@@ -455,14 +508,16 @@ class Ingestor:
         """(inserted, id) for each row stored now and (False, attempt id) for each live
         attempt, as INSERT_SQL returns them."""
         attempt_ids = list({row.exam_attempt_id for row in rows})
+        alerting = any(row.anomaly_score is not None for row in rows)
         if len(rows) >= COPY_MIN_ROWS:
             try:
-                return await self._copy(conn, attempt_ids, rows)
+                return await self._copy(conn, attempt_ids, rows, alerting)
             except (asyncpg.UniqueViolationError, asyncpg.CheckViolationError,
                     asyncpg.UndefinedTableError):
                 pass  # a stored event retried, or a missing partition: INSERT_SQL handles both
+        sql = INSERT_ALERTING_SQL if alerting else INSERT_SQL
         try:
-            return await conn.fetch(INSERT_SQL, attempt_ids, rows, timeout=30)
+            return await conn.fetch(sql, attempt_ids, rows, timeout=30)
         except asyncpg.CheckViolationError as exc:
             if "no partition" not in str(exc):
                 raise
@@ -470,10 +525,10 @@ class Ingestor:
             await conn.execute(
                 "SELECT veritas_ensure_event_partition(started_at) FROM exam_attempts"
                 " WHERE id = ANY($1::uuid[])", attempt_ids)
-            return await conn.fetch(INSERT_SQL, attempt_ids, rows, timeout=30)
+            return await conn.fetch(sql, attempt_ids, rows, timeout=30)
 
     async def _copy(self, conn: asyncpg.Connection, attempt_ids: list[uuid.UUID],
-                    rows: list[Row]) -> list[Any]:
+                    rows: list[Row], alerting: bool) -> list[Any]:
         async with conn.transaction():
             live = {attempt["id"]: attempt for attempt in
                     await conn.fetch(LOCK_LIVE_SQL, attempt_ids, timeout=30)}
@@ -487,4 +542,27 @@ class Ingestor:
                         row.anomaly_score is not None, row.anomaly_score, row.description,
                         row.analysis_notes, row.client_timestamp)
             await copy_events(conn, list(records.values()), COPY_COLUMNS, timeout=30)
+            if alerting:
+                await conn.execute(FOLD_SQL, *_fold(records.values(), live), timeout=30)
         return [(True, row_id) for row_id in records] + [(False, a) for a in live]
+
+
+def _fold(records: Any, live: dict[uuid.UUID, Any]) -> list[list[Any]]:
+    """FOLD_SQL's column arrays: the copied anomalies counted per (attempt, event type)."""
+    alerts: dict[tuple[uuid.UUID, str], list[Any]] = {}
+    for record in records:
+        if not record[8]:  # is_anomaly
+            continue
+        attempt_id, event_type, severity, score = record[2], record[5], record[6], record[9]
+        alert = alerts.get((attempt_id, event_type))
+        if alert is None:
+            alerts[(attempt_id, event_type)] = [
+                attempt_id, live[attempt_id]["exam_id"], record[3], event_type, severity, score,
+                record[10], 1]
+            continue
+        if SEVERITY_RANK[severity] > SEVERITY_RANK[alert[4]]:
+            alert[4] = severity
+        alert[5] = max(alert[5], score)
+        alert[6] = record[10]  # the latest description
+        alert[7] += 1
+    return [list(column) for column in zip(*alerts.values(), strict=True)] or [[]] * 8

@@ -222,6 +222,7 @@ async def record_event(rt: Runtime, scope: Scope, receive: Receive) -> tuple[int
     user = await _caller(scope, rt)
     body: SingleEventIn = await _decode(receive, _single_decoder)
     info = await _attempt(rt, user, body.attempt_id)
+    rt.ingestor.admit(info.id, 1)
     row = _row(info, body, rt.settings.max_event_payload_bytes)
     outcome = await rt.ingestor.write([row])
     if outcome.ended:
@@ -237,6 +238,7 @@ async def record_batch(rt: Runtime, scope: Scope, receive: Receive) -> tuple[int
     user = await _caller(scope, rt)
     body: BatchIn = await _decode(receive, _batch_decoder)
     info = await _attempt(rt, user, body.attempt_id)
+    rt.ingestor.admit(info.id, len(body.events))
     limit = rt.settings.max_event_payload_bytes
     rows = [_row(info, event, limit) for event in body.events]
     outcome = await rt.ingestor.write(rows)
@@ -295,7 +297,9 @@ def _operation(summary: str, struct: type, responses: dict[str, Any]) -> dict[st
                 "type": "object", "properties": {"detail": {"type": "string"}}}}}}
             for status, text in ((401, "not authenticated"), (404, "unknown attempt"),
                                  (409, "the attempt has ended"), (413, "an event too large"),
-                                 (422, "invalid body"), (503, "busy or database down; retry"))
+                                 (422, "invalid body"),
+                                 (429, "the attempt sends too fast; retry after Retry-After"),
+                                 (503, "busy or database down; retry"))
         }},
     }}
 

@@ -71,7 +71,7 @@ export async function liveAlerts({ view }) {
   const box = h('div');
   const body = h('tbody');
   const tableEl = h('table', {}, h('caption', {}, 'Anomalies and analysis alerts, most severe and newest first'),
-    h('thead', {}, h('tr', {}, ['Severity', 'When', 'Exam', 'Student', 'Event', 'What happened', 'Attempt'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('thead', {}, h('tr', {}, ['Severity', 'Latest', 'Exam', 'Student', 'Event', 'Times', 'What happened', 'Attempt'].map((c) => h('th', { scope: 'col' }, c)))),
     body);
   view.append(heading('Live alerts'),
     h('p', {}, 'New alerts arrive here as they happen; there is no need to reload.'),
@@ -145,8 +145,10 @@ export async function liveAlerts({ view }) {
   }
 
   function render(items) {
-    const fresh = items.filter((a) => !seen.has(a.id));
-    for (const a of fresh) seen.add(a.id);
+    // Repeats fold into one alert: a higher count is news too.
+    const key = (a) => `${a.id}:${a.count}`;
+    const fresh = items.filter((a) => !seen.has(key(a)));
+    for (const a of fresh) seen.add(key(a));
     body.replaceChildren(...(items.length ? items.map((a) => h('tr', {
       class: !first && fresh.includes(a) ? `sev-${a.severity} new` : `sev-${a.severity}`,
       dataset: { eventType: a.event_type || '', kind: a.kind, alertId: a.id },
@@ -157,8 +159,9 @@ export async function liveAlerts({ view }) {
     h('td', {}, link(`#/teacher/students/${a.student_id}`, a.full_name || a.username || `Student ${String(a.student_id).slice(0, 8)}`)),
     // Analysis alerts have a kind but no event type.
     h('td', {}, a.event_type || (a.kind || '').replaceAll('_', ' ')),
+    h('td', {}, a.count > 1 ? `${a.count} times since ${fmtDate(a.first_at)}` : '1'),
     h('td', {}, a.description || '—'),
-    h('td', {}, link(`#/teacher/attempts/${a.attempt_id}`, 'Timeline')))) : [h('tr', {}, h('td', { colspan: '7', class: 'empty' }, 'No alerts.'))]));
+    h('td', {}, link(`#/teacher/attempts/${a.attempt_id}`, 'Timeline')))) : [h('tr', {}, h('td', { colspan: '8', class: 'empty' }, 'No alerts.'))]));
     if (!first && fresh.length) announce.textContent = `${fresh.length} new alert${fresh.length > 1 ? 's' : ''}.`;
     first = false;
   }
