@@ -50,6 +50,15 @@ def test_demo_fills_a_school(server_env: dict[str, str], db, api) -> None:
         "   WHERE u.email LIKE '%%@demo.veritas.school')").fetchone()
     users, exams, attempts, events = counts
     assert users >= 15 and exams >= 3 and attempts >= 12 and events > 100
+    # Its anomalies are the teachers' alerts, folded per attempt and event type.
+    anomalies, folded, alerts = db.execute(
+        "SELECT (SELECT count(*) FROM monitoring_events m JOIN users u ON u.id = m.student_id"
+        "   WHERE u.email LIKE '%%@demo.veritas.school' AND m.is_anomaly),"
+        " (SELECT sum(count) FROM monitoring_alerts m JOIN users u ON u.id = m.student_id"
+        "   WHERE u.email LIKE '%%@demo.veritas.school'),"
+        " (SELECT count(*) FROM monitoring_alerts m JOIN users u ON u.id = m.student_id"
+        "   WHERE u.email LIKE '%%@demo.veritas.school')").fetchone()
+    assert anomalies > 0 and folded == anomalies and 0 < alerts <= anomalies
     teacher = db.execute("SELECT email FROM users WHERE role = 'teacher'"
                          " AND email LIKE '%%@demo.veritas.school' LIMIT 1").fetchone()[0]
     login = api.post("/api/auth/login", json={"email": teacher, "password": "Demo-pass-2026!"})

@@ -26,7 +26,7 @@ import orjson
 from bench.ingest.common import event_templates
 from veritas.auth import passwords
 from veritas.config import asyncpg_dsn
-from veritas.monitoring.ingest import event_row_id
+from veritas.monitoring.ingest import REFOLD_SQL, event_row_id
 from veritas.monitoring.rules import DEFAULT_RULES, evaluate
 
 EVENT_COLUMNS = ("id", "attempt_started_at", "exam_attempt_id", "student_id", "event_id",
@@ -318,6 +318,8 @@ async def _load_events(url: str, plan: list[tuple], counts: list[int],
                 batch = []
         if batch:
             await _copy(conn, "monitoring_events", EVENT_COLUMNS, batch)
+        # Loaded around the ingestion writer: fold their anomalies into alerts as it would.
+        await conn.execute(REFOLD_SQL, [aid for aid, _, _, _ in plan])
     finally:
         await conn.close()
     return tallies

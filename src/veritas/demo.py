@@ -28,7 +28,7 @@ from veritas.db.tools import refresh_views
 from veritas.db.unit_of_work import SYSTEM, unit_of_work
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
 from veritas.exams.schemas import earned_points
-from veritas.monitoring.ingest import event_row_id
+from veritas.monitoring.ingest import REFOLD_SQL, event_row_id
 from veritas.monitoring.partitions import copy_events
 from veritas.monitoring.rules import evaluate, exam_rules
 
@@ -224,6 +224,9 @@ async def build_demo(url: str, *, password: str | None, students: int) -> None:
                     event_rows += _events(attempt, exam, honest, rng)
             raw = await (await session.connection()).get_raw_connection()
             await copy_events(raw.driver_connection, event_rows, EVENT_COLUMNS)
+            # Written around the ingestion writer, so their alerts are folded here.
+            await raw.driver_connection.execute(
+                REFOLD_SQL, list({row[2] for row in event_rows}))
     finally:
         await engine.dispose()
     await refresh_views(url)
