@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import httpx
+import psycopg
 import pytest
 from tests.support import Api, ServerProcess
 
@@ -156,6 +157,29 @@ def test_repeated_anomalies_fold_into_one_alert_with_a_count(api: Api, db) -> No
     assert events == stored + 2  # every event is still kept; only the alerts fold
     dashboard = api.get("/api/teacher/dashboard", headers=teacher["headers"]).json()
     assert {a["count"] for a in dashboard["alerts"] if a["attempt_id"] == aid} == {stored, 2}
+
+
+def test_folded_alerts_are_under_row_level_security(api: Api, runtime_url: str) -> None:
+    """A query with no WHERE clause, as a student or as another exam's teacher, sees only
+    the alerts that caller may see."""
+    teacher, stranger = api.user("teacher"), api.user("teacher")
+    exam = api.exam(teacher)
+    students = [api.user(), api.user()]
+    for student in students:
+        attempt = api.start(student, exam)
+        assert api.post("/api/monitor/events", headers=student["headers"], json={
+            "attempt_id": attempt["attempt_id"], "event_type": "module.alarm",
+            "severity": "critical"}).status_code == 201
+
+    def visible(caller: dict) -> set[str]:
+        with psycopg.connect(runtime_url) as conn:
+            conn.execute("SELECT set_config('veritas.user_id', %s, true),"
+                         " set_config('veritas.role', %s, true)", (caller["id"], caller["role"]))
+            return {str(r[0]) for r in conn.execute("SELECT student_id FROM monitoring_alerts")}
+
+    assert visible(students[0]) == {students[0]["id"]}
+    assert visible(teacher) == {s["id"] for s in students}
+    assert visible(stranger) == set()
 
 
 DRAFT_LIMIT = 256 * 1024
