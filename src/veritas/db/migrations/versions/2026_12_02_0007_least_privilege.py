@@ -119,8 +119,8 @@ POLICIES = {
     ),
     # Anomalies folded per attempt and event type (migration 0005); the writer keeps them.
     "monitoring_alerts": (
-        f"veritas_sees_all() OR student_id = {OWN} OR veritas_teaches(exam_id)",
-        "veritas_sees_all()",
+        f"{ALL} OR student_id = {OWN} OR exam_id IN {EXAMS}",
+        ALL,
     ),
 }
 
