@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import psycopg
 import pytest
-from tests.support import Api, ServerProcess
+from tests.support import METRICS_TOKEN, Api, ServerProcess, bearer
 
 from veritas.monitoring.ingest import COPY_MIN_ROWS
 
@@ -109,7 +109,7 @@ def test_a_flood_from_many_connections_stays_bounded(limited: Api, db) -> None:
     assert set(statuses["honest"]) == {201}, statuses
     assert _stored(db, flood_attempt) <= BURST + RATE * elapsed
     assert _stored(db, honest_attempt) == 5 * statuses["honest"][201]
-    metrics = limited.get("/metrics").text
+    metrics = limited.get("/metrics", headers=bearer(METRICS_TOKEN)).text
     assert "veritas_ingest_rate_limited" in metrics
 
 
