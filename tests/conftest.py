@@ -63,7 +63,9 @@ def server_env(database_url: str, runtime_url: str, jwt_secret: str) -> dict[str
         JWT_SECRET=jwt_secret,
         BCRYPT_ROUNDS="4",
         TRUSTED_PROXIES='["127.0.0.1"]',
-        LOGIN_MAX_FAILURES_PER_IP="1000",
+        # Every test client sends from 127.0.0.1 unless it names an X-Forwarded-For address.
+        LOGIN_IP_FREE_FAILURES="1000",
+        REGISTER_MAX_PER_IP="1000000",
         LOG_LEVEL="WARNING",
         METRICS_TOKEN=METRICS_TOKEN,
         # The load and fuzz tests push single attempts far past any exam page's rate; the

@@ -24,6 +24,7 @@ from veritas.analysis.routes import reviews as review_router
 from veritas.analysis.routes import router as analysis_router
 from veritas.analytics.routes import student as student_views
 from veritas.analytics.routes import teacher as teacher_views
+from veritas.auth import throttle
 from veritas.auth.revocation import RevocationCache
 from veritas.auth.routes import router as auth_router
 from veritas.config import Settings, asyncpg_dsn
@@ -34,6 +35,7 @@ from veritas.errors import VeritasError, from_database
 from veritas.exams import service as exams
 from veritas.exams.routes import student as student_exams
 from veritas.exams.routes import teacher as teacher_exams
+from veritas.json_limits import JsonBodyPolicy
 from veritas.metrics import collection_timer
 from veritas.monitoring.ingest import Ingestor
 from veritas.monitoring.routes import OPENAPI_PATHS as MONITOR_PATHS
@@ -145,12 +147,15 @@ async def _too_large(send: Send, max_bytes: int) -> None:
 
 
 async def _sweep_abandoned(rt: Runtime) -> None:
-    """Abandon attempts whose time plus grace ran out, so they stop taking events."""
+    """Abandon attempts whose time plus grace ran out, so they stop taking events; forget
+    throttle counters that have run out."""
     while True:
         await asyncio.sleep(SWEEP_SECONDS)
         try:
             async with unit_of_work(rt.sessions, SYSTEM) as session:
                 await exams.abandon_expired(session, rt.settings.attempt_grace_minutes)
+                await rt.throttle.forget_idle(session, max(
+                    rt.settings.login_failure_reset_seconds, rt.settings.register_window_seconds))
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again
             log.warning("abandon sweep failed: %s", exc)
 
@@ -208,7 +213,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             burst_events=settings.ingest_attempt_burst_events)
         rt = Runtime(settings=settings, database_url=url, engine=engine,
                      sessions=create_sessionmaker(engine), pool=pool, revocations=revocations,
-                     ingestor=ingestor)
+                     ingestor=ingestor, throttle=throttle.counters(settings))
         app.state.runtime = rt
         await _warn_if_too_powerful(pool, settings)
         await revocations.start()
@@ -240,6 +245,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gc.callbacks.remove(timer)
             await ingestor.stop()
             await revocations.stop()
+            await rt.throttle.close()
             await pool.close()
             await engine.dispose()
 
@@ -257,7 +263,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # The last added runs first: requests are counted (and every answer gets its security
     # headers), then held to the body limit, then the monitoring posts are answered before
-    # FastAPI's routing (see monitoring/routes.py).
+    # FastAPI's routing (see monitoring/routes.py; it keeps the same JSON limits in its own
+    # decoder), then other JSON bodies are checked.
+    app.add_middleware(JsonBodyPolicy)
     app.add_middleware(MonitorEndpoints)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CountRequests)

@@ -41,9 +41,21 @@ class Settings(BaseSettings):
     # X-Forwarded-For is believed only when the direct peer is one of these.
     trusted_proxies: list[str] = Field(default_factory=list)
 
-    login_max_failures_per_account: int = 5
-    login_max_failures_per_ip: int = 20
-    login_failure_window_seconds: int = 900
+    # Login throttle (README, "Login throttling"): per (account, address) pair and per address,
+    # a few free failures, then delays that double with each further failure up to a cap.
+    login_free_failures: int = Field(default=5, ge=1)
+    login_delay_seconds: int = Field(default=30, ge=1)
+    login_max_delay_seconds: int = Field(default=900, ge=1)
+    login_ip_free_failures: int = Field(default=100, ge=1)
+    login_ip_delay_seconds: int = Field(default=2, ge=1)
+    login_ip_max_delay_seconds: int = Field(default=60, ge=1)
+    # A key this long without a failure starts again from zero.
+    login_failure_reset_seconds: int = Field(default=3600, ge=1)
+    # Addresses (e.g. a school's own NAT) whose failures are throttled per pair only.
+    login_ip_exempt: list[str] = Field(default_factory=list)
+    # Self-registrations from one address per window (an admin's are not counted).
+    register_max_per_ip: int = Field(default=100, ge=1)
+    register_window_seconds: int = Field(default=3600, ge=1)
 
     # An attempt still in progress this long after its duration ran out becomes abandoned.
     attempt_grace_minutes: int = Field(default=10, ge=0)
@@ -74,14 +86,14 @@ class Settings(BaseSettings):
     max_draft_bytes: int = Field(default=256 * 1024, ge=1024)
     max_drafts_per_attempt: int = Field(default=20, ge=1)
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "login_ip_exempt", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "login_ip_exempt")
     @classmethod
     def _check_proxies(cls, value: list[str]) -> list[str]:
         for entry in value:
@@ -108,6 +120,17 @@ class Settings(BaseSettings):
         import secrets
 
         return secrets.token_urlsafe(48)
+
+    @cached_property
+    def login_ip_exempt_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(entry, strict=False) for entry in self.login_ip_exempt]
+
+    def ip_exempt_from_login_throttle(self, ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in net for net in self.login_ip_exempt_networks)
 
     @cached_property
     def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

@@ -37,6 +37,10 @@ class Invalid(VeritasError):
     status_code = 422
 
 
+class UnsupportedMediaType(VeritasError):
+    status_code = 415
+
+
 class TooLarge(VeritasError):
     status_code = 413
 

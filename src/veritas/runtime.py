@@ -9,6 +9,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from veritas.auth.revocation import RevocationCache
+from veritas.auth.throttle import Counters
 from veritas.config import Settings
 from veritas.metrics import Metrics
 
@@ -25,6 +26,8 @@ class Runtime:
     pool: asyncpg.Pool
     revocations: RevocationCache
     ingestor: Ingestor
+    # Login and registration throttle counters (PostgreSQL, or Redis when configured).
+    throttle: Counters
     metrics: Metrics = field(default_factory=Metrics)
 
     def observe(self, name: str, seconds: float) -> None:

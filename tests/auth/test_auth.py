@@ -138,7 +138,6 @@ def test_login_body_errors_are_422(api: Api) -> None:
 
 def test_repeated_failures_are_429_and_audited(api: Api, db, admin: dict) -> None:
     _, payload = _register(api)
-    api.post("/api/auth/register", json=payload) if False else None
     headers = {"X-Forwarded-For": f"203.0.113.{uuid.uuid4().int % 250}"}
     statuses = [
         api.post("/api/auth/login", headers=headers,
@@ -149,8 +148,9 @@ def test_repeated_failures_are_429_and_audited(api: Api, db, admin: dict) -> Non
     limited = api.post("/api/auth/login", headers=headers,
                        json={"email": payload["email"], "password": PASSWORD})
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
-    rows = db.execute("SELECT action, host(ip_address) FROM audit_logs WHERE details->>'login' = %s",
-                      (payload["email"],)).fetchall()
+    user_id = db.execute("SELECT id FROM users WHERE email = %s", (payload["email"],)).fetchone()[0]
+    rows = db.execute("SELECT action, host(ip_address) FROM audit_logs WHERE resource_id = %s"
+                      " AND action LIKE 'login%%'", (str(user_id),)).fetchall()
     actions = [r[0] for r in rows]
     assert actions.count("login_failed") == 5 and "login_rate_limited" in actions
     assert {r[1] for r in rows} == {headers["X-Forwarded-For"]}  # trusted proxy hop

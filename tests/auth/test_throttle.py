@@ -4,6 +4,7 @@ registration; and what failed logins leave in the audit log."""
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import threading
@@ -43,17 +44,26 @@ def _login(api: Api, login: str, password: str, ip: str) -> httpx.Response:
 
 
 def _parallel(base_url: str, login: str, passwords: list[str], ip: str) -> list[int]:
-    """Send the guesses at once, each on its own connection, released by one barrier."""
+    """Send the guesses at once, each on its own connection, released by one barrier.
+
+    A shared test database may run out of connections under 30 at once: such an answer is a
+    503 "database unavailable", which says nothing about the password (checked here, so a
+    deadlock's 503 would still fail the test), and is left out of the statuses."""
     barrier = threading.Barrier(len(passwords))
 
     def guess(password: str) -> int:
         with httpx.Client(base_url=base_url, timeout=60) as client:
             barrier.wait()
-            return client.post("/api/auth/login", json={"email": login, "password": password},
-                               headers=_from(ip)).status_code
+            response = client.post("/api/auth/login", headers=_from(ip),
+                                   json={"email": login, "password": password})
+            if response.status_code == 503:
+                assert response.json()["detail"].startswith("database unavailable")
+            return response.status_code
 
     with ThreadPoolExecutor(len(passwords)) as pool:
-        return list(pool.map(guess, passwords))
+        statuses = list(pool.map(guess, passwords))
+    assert statuses.count(503) < len(statuses) // 2, statuses
+    return [s for s in statuses if s != 503]
 
 
 @pytest.fixture(scope="module", params=["postgresql", "redis"])
@@ -86,15 +96,18 @@ def test_right_password_hidden_among_parallel_guesses_does_not_win_past_the_limi
         user = _register(throttled)
         guesses = [WRONG] * 29 + [PASSWORD]
         statuses = _parallel(str(throttled.base_url), user["email"], guesses, _ip())
-        evaluated = [s for s in statuses if s != 429]
-        assert len(evaluated) <= 5, statuses
+        wrong, won = statuses.count(401), statuses.count(200)
+        assert wrong + won + statuses.count(429) == len(statuses), statuses
+        # The right password is evaluated only within the first five; if it was, its success
+        # clears the pair (the owner's count starts again), which lets five more through.
+        assert wrong + won <= 5 or (won == 1 and wrong <= 9), statuses
         # Once five wrong guesses are in, nothing more is evaluated, the right one included.
         user = _register(throttled)
         ip = _ip()
         for _ in range(5):
             assert _login(throttled, user["email"], WRONG, ip).status_code == 401
         statuses = _parallel(str(throttled.base_url), user["email"], [WRONG] * 9 + [PASSWORD], ip)
-        assert statuses == [429] * 10
+        assert set(statuses) == {429}
 
 
 def test_strangers_do_not_lock_the_owner_out(throttled: Api, admin: dict) -> None:
@@ -142,9 +155,22 @@ def test_unknown_and_existing_accounts_answer_alike_and_throttled_hides_the_pass
     assert 0 < int(limited.headers["retry-after"]) <= 900
 
 
+def test_throttling_by_email_says_nothing_about_the_username(throttled: Api) -> None:
+    """Were an account's pairs keyed by its id, failures by email would also throttle its
+    username, confirming that both belong to one existing account."""
+    user = _register(throttled)
+    ip = _ip()
+    for _ in range(5):
+        assert _login(throttled, user["email"], WRONG, ip).status_code == 401
+    assert _login(throttled, user["email"], WRONG, ip).status_code == 429
+    by_name = throttled.post("/api/auth/login", headers=_from(ip),
+                             json={"username": user["username"], "password": WRONG})
+    assert by_name.status_code == 401
+
+
 def test_login_takes_json_only_as_application_json(api: Api) -> None:
     user = _register(api)
-    raw = ('{"email": "%s", "password": "%s"}' % (user["email"], PASSWORD)).encode()
+    raw = json.dumps({"email": user["email"], "password": PASSWORD}).encode()
     for content_type in ("text/plain", "text/plain;charset=UTF-8", None):
         headers = {"content-type": content_type} if content_type else {}
         response = api.post("/api/auth/login", content=raw, headers=headers | _from(_ip()))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from veritas.audit import service as audit
-from veritas.auth import passwords, service
+from veritas.auth import passwords, service, throttle
 from veritas.auth.models import User
 from veritas.auth.schemas import LoginIn, LogoutIn, RefreshIn, RegisterIn, TokenPair, UserOut
+from veritas.db.base import Role
 from veritas.db.unit_of_work import SYSTEM
 from veritas.deps import (
     ContextDep,
@@ -18,13 +18,28 @@ from veritas.deps import (
     SessionDep,
     unit_of_work,
 )
-from veritas.errors import Forbidden, Invalid, RateLimited, Unauthorized
+from veritas.errors import (
+    Forbidden,
+    Invalid,
+    RateLimited,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
-@router.post("/register", status_code=201, response_model=UserOut)
+@router.post("/register", status_code=201, response_model=UserOut,
+             responses={429: {"description": "too many registrations from this address"}})
 async def register(body: RegisterIn, rt: RuntimeDep, ctx: ContextDep, actor: MaybeUser) -> User:
+    if actor is None or actor.role is not Role.admin:
+        # Counted in its own transaction, so refused registrations (409, 422) count too.
+        async with unit_of_work(rt, SYSTEM) as counting:
+            retry_after = await service.reserve_registration(counting, rt.settings,
+                                                             rt.throttle, ctx)
+        if retry_after:
+            raise RateLimited("too many registrations from this address; try again later",
+                              retry_after)
     # The system identity: whether an email is taken is a question about every account.
     # The actor (an admin registering staff) is checked by the service and audited.
     async with unit_of_work(rt, SYSTEM) as session:
@@ -48,14 +63,23 @@ LOGIN_BODY = {
 }
 
 
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 async def _login_body(request: Request) -> LoginIn:
-    content_type = request.headers.get("content-type", "")
+    # Only JSON as application/json (which a cross-site page cannot send without a CORS
+    # preflight) or the OAuth2 password form; text/plain and multipart are refused.
+    media_type = _media_type(request)
     try:
-        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        if media_type == "application/x-www-form-urlencoded":
             form = await request.form()
             data = {k: v for k, v in form.items() if k in ("username", "password")}
-        else:
+        elif media_type == "application/json":
             data = await request.json()
+        else:
+            raise UnsupportedMediaType(
+                "login takes application/json or an application/x-www-form-urlencoded form")
         body = LoginIn.model_validate(data)
     except ValidationError as exc:
         raise Invalid("login needs email or username, and password") from exc
@@ -66,27 +90,31 @@ async def _login_body(request: Request) -> LoginIn:
     return body
 
 
-@router.post("/login", response_model=TokenPair, openapi_extra=LOGIN_BODY)
+@router.post("/login", response_model=TokenPair, openapi_extra=LOGIN_BODY,
+             responses={415: {"description": "neither JSON nor the OAuth2 form"},
+                        429: {"description": "too many failures; see Retry-After"}})
 async def login(request: Request, rt: RuntimeDep, ctx: ContextDep) -> TokenPair:
     body = await _login_body(request)
     identifier = body.email or body.username or ""
     settings = rt.settings
-    # Failures are recorded although the answer is an error, so this route commits its own
-    # short transactions; the slow password check runs between them, holding no connection.
+    fingerprint = throttle.login_fingerprint(settings, identifier)
+    # The attempt is reserved and committed before the slow password check, which runs
+    # between two short transactions holding no connection; the failure stays counted
+    # unless the password was right.
     async with unit_of_work(rt, SYSTEM) as session:
         user = await service.find_login_user(session, identifier)
-        retry_after = await service.login_retry_after(session, settings, ctx.ip, user)
-        if retry_after:
-            await audit.record(session, ctx, user.id if user else None, "login_rate_limited",
-                               "user", user.id if user else None, {"login": identifier[:254]})
+        keys = throttle.login_keys(fingerprint, ctx.ip)
+        retry_after = await service.reserve_login(session, settings, rt.throttle, keys, ctx,
+                                                  user, fingerprint)
     if retry_after:
         raise RateLimited("too many failed logins; try again later", retry_after)
     hashed = user.password_hash if user else passwords.dummy_hash(settings.bcrypt_rounds)
     password_ok, upgraded_hash = await passwords.verify_password(
         body.password, hashed, settings.bcrypt_rounds)
     async with unit_of_work(rt, SYSTEM) as session:
-        outcome = await service.finish_login(session, settings, user, password_ok, identifier,
-                                             ctx, upgraded_hash=upgraded_hash)
+        outcome = await service.finish_login(session, settings, rt.throttle, keys, user,
+                                             password_ok, fingerprint, ctx,
+                                             upgraded_hash=upgraded_hash)
     if outcome is service.LoginOutcome.invalid:
         raise Unauthorized(service.INVALID_CREDENTIALS)
     if outcome is service.LoginOutcome.inactive:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.analysis.models import PerformanceMetrics
 from veritas.audit import service as audit
-from veritas.auth import passwords, tokens
+from veritas.auth import passwords, throttle, tokens
 from veritas.auth.models import AuthToken, StudentProfile, TeacherProfile, User
 from veritas.auth.revocation import CHANNEL, lock_message, revoke_message, unlock_message
 from veritas.auth.schemas import RegisterIn, TokenPair
@@ -83,34 +83,31 @@ async def find_login_user(session: AsyncSession, identifier: str) -> User | None
     return await session.scalar(select(User).where(func.lower(User.username) == identifier.lower()))
 
 
-async def login_retry_after(
-    session: AsyncSession, settings: Settings, ip: str | None, user: User | None
-) -> int | None:
-    """Seconds to wait after too many recent failures from this IP or on this account."""
-    window = timedelta(seconds=settings.login_failure_window_seconds)
-    now = datetime.now(UTC)
-    checks = []
-    if ip:
-        checks.append((settings.login_max_failures_per_ip, "ip_address", ip, now - window))
-    if user:
-        # A successful login clears the account's count; the IP's count runs on.
-        since = max(now - window, user.last_login) if user.last_login else now - window
-        checks.append((settings.login_max_failures_per_account, "resource_id", str(user.id), since))
-    for limit, column, value, since in checks:
-        row = (
-            await session.execute(
-                text(
-                    "SELECT count(*) AS n, min(created_at) AS oldest FROM ("
-                    " SELECT created_at FROM audit_logs WHERE action = 'login_failed'"
-                    f" AND {column} = :value AND created_at > :since"
-                    " ORDER BY created_at DESC LIMIT :limit) recent"
-                ),
-                {"value": value, "since": since, "limit": limit},
-            )
-        ).one()
-        if row.n >= limit:
-            return max(1, int((row.oldest + window - now).total_seconds()) + 1)
-    return None
+async def reserve_login(
+    session: AsyncSession, settings: Settings, counters: throttle.Counters,
+    keys: throttle.LoginKeys, ctx: RequestContext, user: User | None, fingerprint: str,
+) -> int:
+    """Reserve this attempt's failure before the password is checked: 0, or the seconds to
+    wait (the throttled attempt is audited, and the same for unknown and existing accounts)."""
+    wait = await counters.reserve(session, throttle.budgets(settings, keys),
+                                  settings.login_failure_reset_seconds)
+    if wait:
+        await audit.record(session, ctx, user.id if user else None, "login_rate_limited",
+                           "user", user.id if user else None, {"login_hash": fingerprint})
+    return wait
+
+
+async def reserve_registration(
+    session: AsyncSession, settings: Settings, counters: throttle.Counters, ctx: RequestContext,
+) -> int:
+    """Count a self-registration from the caller's address: 0, or the seconds to wait."""
+    if not ctx.ip:
+        return 0
+    wait = await counters.hit(session, f"register:{throttle.client_key(ctx.ip)}", settings.register_max_per_ip,
+                              settings.register_window_seconds)
+    if wait:
+        await audit.record(session, ctx, None, "register_rate_limited", "user")
+    return wait
 
 
 class LoginOutcome(enum.Enum):
@@ -119,19 +116,22 @@ class LoginOutcome(enum.Enum):
 
 
 async def finish_login(
-    session: AsyncSession, settings: Settings, user: User | None, password_ok: bool,
-    identifier: str, ctx: RequestContext, *, upgraded_hash: str | None = None,
+    session: AsyncSession, settings: Settings, counters: throttle.Counters,
+    keys: throttle.LoginKeys, user: User | None, password_ok: bool, fingerprint: str,
+    ctx: RequestContext, *, upgraded_hash: str | None = None,
 ) -> TokenPair | LoginOutcome:
     """Record the outcome of a password check and, when it passed, issue tokens (and store
     `upgraded_hash`, the current form of a password that matched a legacy hash)."""
     if user is None or not password_ok:
+        # The failure was counted when the attempt was reserved; only the record is left.
         await audit.record(session, ctx, user.id if user else None, "login_failed", "user",
-                           user.id if user else None, {"login": identifier[:254]})
+                           user.id if user else None, {"login_hash": fingerprint})
         return LoginOutcome.invalid
     fresh = await session.get(User, user.id, with_for_update=True)
     if fresh is None or not fresh.is_active:
         await audit.record(session, ctx, user.id, "login_denied_inactive", "user", user.id)
         return LoginOutcome.inactive
+    await counters.succeeded(session, keys)
     fresh.last_login = datetime.now(UTC)
     fresh.last_login_ip = ctx.ip
     if upgraded_hash is not None:
