@@ -66,10 +66,16 @@ def _parallel(base_url: str, login: str, passwords: list[str], ip: str) -> list[
     return [s for s in statuses if s != 503]
 
 
+# Small pools and no job worker: thirty parallel logins queue for ten connections instead of
+# taking thirty from a database server that other test sessions share.
+FRUGAL = {"DB_POOL_SIZE": "5", "DB_MAX_OVERFLOW": "5", "EMBEDDED_WORKER": "false"}
+
+
 @pytest.fixture(scope="module", params=["postgresql", "redis"])
 def throttled(request, server_env: dict[str, str], api: Api) -> Iterator[Api]:
     """A server with the default throttle policy, its counters in PostgreSQL or in Redis."""
     env = {k: v for k, v in server_env.items() if not k.startswith(("LOGIN_", "REGISTER_"))}
+    env |= FRUGAL
     if request.param == "redis":
         if not os.environ.get("REDIS_URL"):
             pytest.skip("REDIS_URL is not set: the Redis throttle is not tested")
@@ -218,7 +224,7 @@ def test_failures_and_throttling_are_audited_without_the_typed_login(api: Api, d
 @pytest.fixture(scope="module")
 def quick(server_env: dict[str, str]) -> Iterator[Api]:
     """Short delays and small budgets, so growing delays and registration limits show in a test."""
-    env = server_env | {"LOGIN_DELAY_SECONDS": "1", "LOGIN_IP_FREE_FAILURES": "12",
+    env = server_env | FRUGAL | {"LOGIN_DELAY_SECONDS": "1", "LOGIN_IP_FREE_FAILURES": "12",
                         "LOGIN_IP_DELAY_SECONDS": "1", "REGISTER_MAX_PER_IP": "3",
                         "REGISTER_WINDOW_SECONDS": "60"}
     with ServerProcess(env) as proc, Api(proc.base_url) as client:
@@ -280,7 +286,7 @@ def test_registration_is_throttled_per_ip(quick: Api, admin: dict, db) -> None:
 
 @pytest.fixture(scope="module")
 def slow_hashes(server_env: dict[str, str]) -> Iterator[Api]:
-    with ServerProcess(server_env | {"BCRYPT_ROUNDS": "10"}) as proc, \
+    with ServerProcess(server_env | FRUGAL | {"BCRYPT_ROUNDS": "10"}) as proc, \
             Api(proc.base_url) as client:
         yield client
 
