@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import pytest
 
@@ -287,3 +288,85 @@ def test_student_dashboard_carries_no_review_internals(api: Api, world: dict) ->
     assert {"cumulative_integrity_score", "cumulative_lmi", "total_exams_attempted",
             "total_exams_passed", "current_dropout_risk"} <= set(profile)
     assert all("flagged" not in item for item in dashboard.json()["exam_history"])
+
+
+def _analyzed(api: Api, admin: dict, attempt_id: str) -> None:
+    """Wait for the worker's own analysis, so a stored one is not overwritten after it."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        view = api.get(f"/api/teacher/attempts/{attempt_id}", headers=admin["headers"]).json()
+        if view["behavior_analysis"] is not None:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the attempt was never analyzed")
+
+
+def test_view_only_teacher_sees_no_figures_from_other_exams(api: Api, admin: dict) -> None:
+    # A student sat E1 (granted view-only) and, later, E2 (another teacher's). Every figure
+    # of the profile the viewer gets must come from E1 alone.
+    owner, other_teacher, viewer, student = (api.user("teacher"), api.user("teacher"),
+                                             api.user("teacher"), api.user())
+    seen_exam, unseen_exam = api.exam(owner), api.exam(other_teacher)
+    assert api.grant(owner, seen_exam, viewer, can_view_analytics=False).status_code == 201
+    seen = api.start(student, seen_exam)["attempt_id"]
+    assert api.submit(student, seen, {"q1": "4"}).status_code == 200
+    unseen = api.start(student, unseen_exam)["attempt_id"]
+    assert api.submit(student, unseen, {"q1": "4", "q2": ["2", "3"],
+                                        "q3": "Paris"}).status_code == 200
+    for attempt_id, integrity, label, lmi, attention in (
+            (seen, 0.93, "safe", 0.2, False), (unseen, 0.11, "high_risk", -0.8, True)):
+        _analyzed(api, admin, attempt_id)
+        stored = api.put(f"/api/analysis/attempts/{attempt_id}", headers=admin["headers"], json={
+            "model_version": "district-7", "integrity_score": integrity, "lmi_score": lmi,
+            "dropout_label": label, "requires_instructor_attention": attention})
+        assert stored.status_code == 200, stored.text
+
+    everything = api.get(f"/api/teacher/students/{student['id']}",
+                         headers=admin["headers"]).json()["profile"]
+    assert (everything["total_exams_attempted"], everything["total_exams_passed"]) == (2, 1)
+    assert everything["current_dropout_risk"] == "high_risk"
+
+    detail = api.get(f"/api/teacher/students/{student['id']}", headers=viewer["headers"])
+    assert detail.status_code == 200, detail.text
+    assert [a["attempt_id"] for a in detail.json()["attempts"]] == [seen]
+    profile = detail.json()["profile"]
+    assert profile["total_exams_attempted"] == 1
+    assert profile["total_exams_passed"] == 0
+    assert profile["cumulative_integrity_score"] == pytest.approx(0.93)
+    assert profile["cumulative_lmi"] == pytest.approx(0.2)
+    assert profile["current_dropout_risk"] == "safe"
+    assert profile["flagged_for_review"] is False
+    for leak in (unseen, unseen_exam["id"], "high_risk"):
+        assert leak not in detail.text
+
+
+def test_alert_stream_ends_when_its_token_expires(api: Api, jwt_secret: str) -> None:
+    import threading
+
+    import httpx
+    import jwt
+
+    teacher = api.user("teacher")
+    now = int(time.time())
+    claims = {"user_id": teacher["id"], "email": teacher["email"], "role": "teacher",
+              "iat": now, "exp": now + 3, "jti": str(uuid.uuid4()), "type": "access"}
+    short = jwt.encode(claims, jwt_secret, algorithm="HS256")
+    statuses: list[int] = []
+    ended = threading.Event()
+
+    def read() -> None:
+        # A client of its own: on a failure the test returns while this thread still reads.
+        try:
+            with httpx.stream("GET", f"{api.base_url}/api/teacher/alerts/stream",
+                              headers={"Authorization": f"Bearer {short}"},
+                              timeout=30) as response:
+                statuses.append(response.status_code)
+                for _ in response.iter_lines():
+                    pass
+        except httpx.HTTPError:
+            return
+        ended.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert ended.wait(10), "a stream must end when its token expires"
+    assert statuses == [200] and time.time() >= now + 3

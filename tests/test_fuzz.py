@@ -1,0 +1,73 @@
+"""Schemathesis fuzzes every operation in /openapi.json of a real server: never a 5xx.
+
+A server and database of its own: the fuzzer registers users, fails logins and sends junk,
+which must not touch the rest of the suite. Response conformance (undocumented statuses and
+the like) is not checked here, only server errors. Bounded in examples and in time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import Api, ServerProcess, drop_database, make_database
+
+MAX_EXAMPLES = 12
+MAX_SECONDS = 20
+SEED = 20261202
+# Logout would end the fuzzer's own token, and the alert stream never ends by design.
+EXCLUDED_PATHS = ("/api/auth/logout", "/api/teacher/alerts/stream")
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(server_env: dict[str, str]) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
+    from veritas.db.migrate import upgrade
+
+    base = server_env["DATABASE_URL"]
+    url = make_database(base, f"veritas_fuzz_{os.getpid()}")
+    upgrade(url)
+    env = server_env | {"DATABASE_URL": url, "EMBEDDED_WORKER": "false"}
+    try:
+        with ServerProcess(env) as server:
+            yield server, env
+    finally:
+        drop_database(base, url)
+
+
+def _fuzz(base_url: str, token: str, report: Path) -> list[dict]:
+    """Every request and response of one bounded run, from schemathesis' NDJSON report."""
+    command = [str(Path(sys.executable).with_name("schemathesis")), "run",
+               f"{base_url}/openapi.json", "--checks", "not_a_server_error",
+               "--max-examples", str(MAX_EXAMPLES), "--max-time", str(MAX_SECONDS),
+               "--seed", str(SEED), "--workers", "2", "--request-timeout", "10",
+               "--header", f"Authorization: Bearer {token}",
+               "--report", "ndjson", "--report-ndjson-path", str(report)]
+    for path in EXCLUDED_PATHS:
+        command += ["--exclude-path", path]
+    # Its exit status also counts schemathesis' own generation hiccups; the report is the truth.
+    run = subprocess.run(command, capture_output=True, text=True, timeout=MAX_SECONDS * 4)
+    events = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
+    assert any("EngineFinished" in e for e in events), run.stdout[-5_000:] + run.stderr
+    return [interaction for e in events if "ScenarioFinished" in e
+            for interaction in (e["ScenarioFinished"]["recorder"].get("interactions") or {})
+            .values()]
+
+
+@pytest.mark.parametrize("who", ["admin", "student"])
+def test_fuzzing_finds_no_server_error(fuzz_server, who: str, tmp_path: Path) -> None:
+    server, env = fuzz_server
+    with Api(server.base_url) as api:
+        caller = api.create_admin_cli(env) if who == "admin" else api.user()
+    interactions = _fuzz(server.base_url, caller["token"], tmp_path / "events.ndjson")
+    answered = [i for i in interactions if i.get("response")]
+    assert len(answered) > 500, "the run must actually reach the server"
+    errors = [(i["request"]["method"], i["request"]["uri"], i["request"].get("body"),
+               i["response"]["status_code"]) for i in answered
+              if i["response"]["status_code"] >= 500]
+    assert not errors, errors[:10]
