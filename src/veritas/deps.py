@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -95,10 +96,21 @@ ContextDep = Annotated[RequestContext, Depends(_request_context)]
 
 
 async def authenticate(rt: Runtime, token: str) -> tokens.Claims:
-    """The verified, unrevoked claims of an access token, or 401."""
+    """The verified, unrevoked claims of an access token whose user still exists, or 401."""
     claims = tokens.decode(rt.settings.signing_key, token, "access")
-    cut_off = rt.revocations.is_cut_off(claims.jti, claims.user_id)
-    if cut_off is None:  # broadcast down: ask the record itself
+    await check_claims(rt, claims)
+    return claims
+
+
+async def check_claims(rt: Runtime, claims: tokens.Claims) -> None:
+    """401 unless the token is unexpired, unrevoked and its user still exists and is active."""
+    if claims.exp <= time.time():
+        raise Unauthorized("token expired")
+    revocations = rt.revocations
+    cut_off = revocations.is_cut_off(claims.jti, claims.user_id)
+    # Memory knows revocations and locks; whether the user's row still exists it knows only
+    # for users it watches (auth.revocation). Otherwise the record itself answers.
+    if cut_off is None or (not cut_off and not revocations.is_present(claims.user_id)):
         async with db_unit_of_work(rt.sessions, SYSTEM) as session:
             row = (
                 await session.execute(
@@ -110,9 +122,10 @@ async def authenticate(rt: Runtime, token: str) -> tokens.Claims:
                 )
             ).first()
         cut_off = row is None or not row.is_active or bool(row.revoked)
+        if not cut_off:
+            revocations.confirm_present(claims.user_id)
     if cut_off:
         raise Unauthorized("token revoked")
-    return claims
 
 
 async def optional_principal(

@@ -251,3 +251,10 @@ def test_a_review_decision_names_only_the_attempts_own_alerts(api: Api, db) -> N
                         json={"decision": "dismissed", "alert_id": own})
     assert accepted.status_code == 201, accepted.text
     assert accepted.json()["alert_id"] == own
+    # The other kind of alert: one an analysis raised on the attempt.
+    raised = db.execute(
+        "INSERT INTO analysis_alerts (exam_attempt_id, exam_id, student_id, kind, severity,"
+        " description) VALUES (%s, %s, %s, 'low_integrity', 'warning', 'several signals')"
+        " RETURNING id", (attempt, exam["id"], student["id"])).fetchone()[0]
+    assert api.post(url, headers=teacher["headers"], json={
+        "decision": "confirmed", "alert_id": str(raised)}).status_code == 201

@@ -11,11 +11,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from veritas.analysis.models import ReviewDecision
-from veritas.exams.models import Exam
+from veritas.analysis.models import AnalysisAlert, ReviewDecision
+from veritas.errors import Invalid
+from veritas.exams.models import Exam, ExamAttempt
+from veritas.monitoring.models import MonitoringEvent
 
 OUTCOMES = ("not_reviewed", "under_review", "pending_second_review", "confirmed", "cleared")
 
@@ -51,11 +53,29 @@ async def decisions_of(session: AsyncSession, attempt_id: uuid.UUID) -> list[Rev
     )).all())
 
 
+NOT_OWN_ALERT = "alert_id is not an alert of this attempt"
+
+
+async def is_alert_of(session: AsyncSession, attempt: ExamAttempt, alert_id: uuid.UUID) -> bool:
+    """Whether `alert_id` is one of the attempt's alerts: an anomalous monitoring event of its
+    own or an alert an analysis raised on it (the two kinds GET /api/teacher/alerts lists)."""
+    anomaly = exists().where(
+        MonitoringEvent.id == alert_id, MonitoringEvent.exam_attempt_id == attempt.id,
+        MonitoringEvent.attempt_started_at == attempt.started_at,  # its one partition
+        MonitoringEvent.is_anomaly)
+    raised = exists().where(AnalysisAlert.id == alert_id,
+                            AnalysisAlert.exam_attempt_id == attempt.id)
+    return bool(await session.scalar(select(anomaly | raised)))
+
+
 async def decide(
-    session: AsyncSession, attempt_id: uuid.UUID, reviewer_id: uuid.UUID, decision: str,
+    session: AsyncSession, attempt: ExamAttempt, reviewer_id: uuid.UUID, decision: str,
     note: str | None, alert_id: uuid.UUID | None,
 ) -> ReviewDecision:
-    row = ReviewDecision(exam_attempt_id=attempt_id, reviewer_id=reviewer_id, decision=decision,
+    # Another attempt's alert or an unknown id: one answer for both, so nothing is revealed.
+    if alert_id is not None and not await is_alert_of(session, attempt, alert_id):
+        raise Invalid(NOT_OWN_ALERT)
+    row = ReviewDecision(exam_attempt_id=attempt.id, reviewer_id=reviewer_id, decision=decision,
                          note=note, alert_id=alert_id)
     session.add(row)
     await session.flush()

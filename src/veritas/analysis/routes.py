@@ -70,20 +70,29 @@ class ReviewIn(BaseModel):
 
     decision: Literal["acknowledged", "confirmed", "dismissed"]
     note: Annotated[str, Field(max_length=5_000)] | None = None
-    alert_id: uuid.UUID | None = None
+    alert_id: uuid.UUID | None = Field(
+        None, description="one of this attempt's alerts (GET /api/teacher/alerts), or none for "
+                          "a decision on the whole attempt")
 
 
 async def _reviewable(session: SessionDep, user: Staff, attempt_id: uuid.UUID):
     return await require_attempt(session, user, attempt_id, ExamRight.analytics)
 
 
-@reviews.post("/attempts/{attempt_id}/reviews", status_code=201)
+class Problem(BaseModel):
+    detail: str | list[dict[str, Any]]
+
+
+@reviews.post("/attempts/{attempt_id}/reviews", status_code=201, responses={
+    422: {"model": Problem,
+          "description": f"an invalid body (a list of problems), or `{review.NOT_OWN_ALERT}` "
+                         "for another attempt's alert and an unknown id alike"}})
 async def add_review(
     attempt_id: uuid.UUID, body: ReviewIn, session: SessionDep, user: Staff, ctx: ContextDep,
 ) -> dict[str, Any]:
     """Record a decision; it supersedes earlier ones and is never edited."""
     attempt, exam = await _reviewable(session, user, attempt_id)
-    row = await review.decide(session, attempt.id, user.user_id, body.decision, body.note,
+    row = await review.decide(session, attempt, user.user_id, body.decision, body.note,
                               body.alert_id)
     await audit.record(session, ctx, user.user_id, "review_decision", "exam_attempt",
                        attempt.id, {"decision": body.decision,

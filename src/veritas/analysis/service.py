@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from statistics import fmean
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import Select, and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -265,9 +265,12 @@ def _trend(values: list[float]) -> str | None:
     return "steady"
 
 
-async def student_aggregates(session: AsyncSession, student_id: uuid.UUID) -> dict[str, Any]:
-    """Every denormalized field of a student, computed from the raw tables."""
-    rows = (await session.execute(
+async def student_aggregates(
+    session: AsyncSession, student_id: uuid.UUID, exam_ids: Select | None = None
+) -> dict[str, Any]:
+    """Every denormalized field of a student, computed from the raw tables; `exam_ids` (a
+    subquery) limits them to those exams' attempts, as a teacher who sees only some may ask."""
+    query = (
         select(ExamAttempt.percentage, ExamAttempt.passed, ExamAttempt.completed_at,
                ExamAttempt.flagged, Exam.subject, Exam.topic, BehaviorAnalysis.integrity_score,
                BehaviorAnalysis.lmi_score, BehaviorAnalysis.improvement_trend,
@@ -277,7 +280,10 @@ async def student_aggregates(session: AsyncSession, student_id: uuid.UUID) -> di
         .where(ExamAttempt.student_id == student_id,
                ExamAttempt.status == AttemptStatus.completed)
         .order_by(ExamAttempt.completed_at, ExamAttempt.id)
-    )).all()
+    )
+    if exam_ids is not None:
+        query = query.where(ExamAttempt.exam_id.in_(exam_ids))
+    rows = (await session.execute(query)).all()
     subjects: dict[str, list[float]] = defaultdict(list)
     topics: dict[str, list[float]] = defaultdict(list)
     for r in rows:

@@ -40,13 +40,16 @@ def _value(v: Any) -> Any:
 # --- students ---------------------------------------------------------------------------
 
 
-def profile_dict(profile: StudentProfile | None) -> dict[str, Any]:
+def profile_dict(
+    profile: StudentProfile | None, figures: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The profile's fields; `figures` (from analysis.student_aggregates) replace the stored
+    ones when the reader may see only some of the student's exams."""
     fields = ("cumulative_integrity_score", "cumulative_lmi", "total_exams_attempted",
               "total_exams_passed", "current_dropout_risk", "flagged_for_review",
               "enrollment_id", "cohort")
-    if profile is None:
-        return {f: None for f in fields}
-    return {f: _value(getattr(profile, f)) for f in fields}
+    stored = {f: getattr(profile, f) if profile else None for f in fields}
+    return {f: _value(v) for f, v in (stored | (figures or {})).items()}
 
 
 async def history(

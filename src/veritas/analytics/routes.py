@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select, tuple_
 
 from veritas.analysis import review
+from veritas.analysis import service as analysis
 from veritas.analysis.models import BehaviorAnalysis
 from veritas.analytics import queries
 from veritas.audit import service as audit
@@ -27,10 +28,11 @@ from veritas.deps import (
     SessionDep,
     Staff,
     Student,
+    check_claims,
     request_context,
     unit_of_work,
 )
-from veritas.errors import Invalid, NotFound
+from veritas.errors import Invalid, NotFound, Unauthorized
 from veritas.exams import service as exams
 from veritas.exams.models import Exam
 from veritas.exams.routes import exam_out
@@ -125,12 +127,14 @@ async def student_detail(
     profile = await session.scalar(
         select(StudentProfile).where(StudentProfile.user_id == student_id)
     )
+    # The stored figures cover every exam; the caller gets them over the listed exams only.
+    figures = (await analysis.student_aggregates(session, student_id, scope))["profile"]
     await audit.record(session, ctx, user.user_id, "view_student_data", "student", student_id,
                        {"view": "student_detail"})
     return {
         "student_id": student_user.id, "username": student_user.username,
         "full_name": student_user.full_name, "email": student_user.email,
-        "profile": queries.profile_dict(profile), "attempts": attempts,
+        "profile": queries.profile_dict(profile, figures), "attempts": attempts,
     }
 
 
@@ -264,7 +268,8 @@ async def alert_stream(
 ) -> StreamingResponse:
     """New alerts pushed as they arrive (server-sent events), authorized like the list.
 
-    The stream ends when the caller's token is revoked or their account locked."""
+    The stream ends when the caller's token expires or is revoked, or their account is
+    locked or deleted: each poll checks the token as a new request would."""
     async with unit_of_work(rt, user) as session:
         if exam_id is not None:
             await require_exam(session, user, exam_id, ExamRight.analytics)
@@ -277,7 +282,9 @@ async def alert_stream(
         beat = time.monotonic()
         yield b"retry: 3000\n\n"
         while not await request.is_disconnected():
-            if rt.revocations.is_cut_off(user.jti, user.user_id):
+            try:
+                await check_claims(rt, user)
+            except Unauthorized:
                 return
             query = queries.alerts_query(user, since - STREAM_OVERLAP)
             c = query.selected_columns

@@ -5,6 +5,11 @@ in-memory copy, loaded at start and kept current by a broadcast: PostgreSQL LIST
 default, Redis pub/sub when REDIS_URL is set (revoked ids are then also kept in Redis with
 their expiry). If the broadcast connection is lost the copy may be stale, so until it is back
 and reloaded every check asks the database instead (fail closed, never open).
+
+Deleting a user's row sends no broadcast, so each process also watches the users it has served
+lately: once a second, one query re-reads which of them still exist and are active, and drops
+the others, whose next request then asks the database and gets 401. A user not served lately
+is read from the database on their next request.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ log = logging.getLogger(__name__)
 CHANNEL = "veritas_auth"
 REDIS_KEY = "veritas:revoked:"
 RESYNC_SECONDS = 60
+USER_CHECK_SECONDS = 1.0  # a deleted user's tokens die within about this long
+USER_IDLE_SECONDS = 60.0  # users not served this long are dropped from the watch
 
 
 def revoke_message(jti: uuid.UUID, expires_at: float) -> str:
@@ -48,6 +55,10 @@ class RevocationCache:
         self._healthy = False
         self._task: asyncio.Task[None] | None = None
         self._redis = None  # redis.asyncio.Redis when configured
+        # Users found present and active, with when each was last served (monotonic).
+        self._present: dict[uuid.UUID, float] = {}
+        self._watching = False
+        self._watch_task: asyncio.Task[None] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -59,6 +70,7 @@ class RevocationCache:
 
             self._redis = aioredis.from_url(self._redis_url)
         self._task = asyncio.create_task(self._run(), name="revocation-listener")
+        self._watch_task = asyncio.create_task(self._watch_users(), name="user-watch")
         # Serve nothing until the first load: an empty copy would let revoked tokens in.
         for _ in range(100):
             if self._healthy:
@@ -67,10 +79,11 @@ class RevocationCache:
         log.warning("revocation broadcast not ready; checking the database per request")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._watch_task):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._redis is not None:
             await self._redis.aclose()
 
@@ -79,6 +92,46 @@ class RevocationCache:
         if not self._healthy:
             return None
         return jti in self._revoked or user_id in self._locked
+
+    def is_present(self, user_id: uuid.UUID) -> bool:
+        """Whether the user is known to exist and be active; False means: ask the database."""
+        if not self._watching or user_id not in self._present:
+            return False
+        self._present[user_id] = time.monotonic()
+        return True
+
+    def confirm_present(self, user_id: uuid.UUID) -> None:
+        """The database just said the user exists and is active: watch them from now on."""
+        self._present[user_id] = time.monotonic()
+
+    async def _watch_users(self) -> None:
+        while True:
+            try:
+                conn = await asyncpg.connect(self._dsn, server_settings=SYSTEM_SERVER_SETTINGS)
+                try:
+                    while True:
+                        await self._check_users(conn)
+                        self._watching = True
+                        await asyncio.sleep(USER_CHECK_SECONDS)
+                finally:
+                    self._watching = False
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any loss means: every check asks the database
+                log.warning("user watch lost (%s); retrying", exc)
+            await asyncio.sleep(1)
+
+    async def _check_users(self, conn: asyncpg.Connection) -> None:
+        now = time.monotonic()
+        idle = {u for u, seen in self._present.items() if now - seen >= USER_IDLE_SECONDS}
+        watched = [u for u in self._present if u not in idle]
+        rows = await conn.fetch("SELECT id FROM users WHERE id = ANY($1::uuid[]) AND is_active",
+                                watched) if watched else []
+        # Users confirmed while the query ran are not in `watched` and stay.
+        for user_id in idle | (set(watched) - {row["id"] for row in rows}):
+            self._present.pop(user_id, None)
 
     def apply(self, messages: Iterable[str]) -> None:
         """Apply broadcast messages; also used by this process right after its own commit."""
