@@ -58,7 +58,9 @@ def _fuzz(base_url: str, token: str, ids: dict[str, str], tmp: Path) -> list[tup
     for path in EXCLUDED_PATHS:
         command += ["--exclude-path", path]
     # Its exit status also counts schemathesis' own generation hiccups; the report is the truth.
-    run = subprocess.run(command, capture_output=True, text=True, timeout=MAX_SECONDS * 4)
+    # In the temporary folder: schemathesis keeps a cache of crashes in its working directory.
+    run = subprocess.run(command, capture_output=True, text=True, timeout=MAX_SECONDS * 4,
+                         cwd=tmp)
     assert report.exists(), run.stdout[-5_000:] + run.stderr
     events = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
     assert any("EngineFinished" in e for e in events), run.stdout[-5_000:] + run.stderr
