@@ -8,9 +8,9 @@ the like) is not checked here, only server errors. Bounded in examples and in ti
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,18 +27,22 @@ EXCLUDED_PATHS = ("/api/auth/logout", "/api/teacher/alerts/stream")
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(server_env: dict[str, str]) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
+def fuzz_server(
+    database_url: str, server_env: dict[str, str]
+) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
     from veritas.db.migrate import upgrade
+    from veritas.db.roles import ensure_runtime_login
 
-    base = server_env["DATABASE_URL"]
-    url = make_database(base, f"veritas_fuzz_{os.getpid()}")
-    upgrade(url)
-    env = server_env | {"DATABASE_URL": url, "EMBEDDED_WORKER": "false"}
+    url = make_database(database_url, f"veritas_fuzz_{uuid.uuid4().hex[:8]}")
     try:
+        upgrade(url)
+        # As deployed: the server logs in as the runtime role, under row-level security.
+        env = server_env | {"DATABASE_URL": ensure_runtime_login(url),
+                            "MIGRATION_DATABASE_URL": url, "EMBEDDED_WORKER": "false"}
         with ServerProcess(env) as server:
             yield server, env
     finally:
-        drop_database(base, url)
+        drop_database(database_url, url)
 
 
 def _fuzz(base_url: str, token: str, ids: dict[str, str], tmp: Path) -> list[tuple[str, dict]]:
