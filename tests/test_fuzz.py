@@ -19,8 +19,11 @@ import pytest
 
 from tests.support import Api, ServerProcess, drop_database, make_database
 
-MAX_EXAMPLES = 12
-MAX_SECONDS = 15
+MAX_EXAMPLES = 10
+# A fixed amount of work, not a time budget: on a busy machine it takes longer, and still
+# covers every operation: about 1,900 requests and 35 s a run on two busy cores. The timeout
+# only stops a hang.
+TIMEOUT_SECONDS = 300
 SEED = 20261202
 # Logout would end the fuzzer's own token, and the alert stream never ends by design.
 EXCLUDED_PATHS = ("/api/auth/logout", "/api/teacher/alerts/stream")
@@ -45,8 +48,10 @@ def fuzz_server(
         drop_database(database_url, url)
 
 
-def _fuzz(base_url: str, token: str, ids: dict[str, str], tmp: Path) -> list[tuple[str, dict]]:
-    """Every request and response of one bounded run, from schemathesis' NDJSON report.
+def _fuzz(base_url: str, token: str, ids: dict[str, str],
+          tmp: Path) -> tuple[list[tuple[str, dict]], str]:
+    """Every request and response of one bounded run, from schemathesis' NDJSON report, and
+    the end of what it printed.
 
     Path ids are real ones (`ids`), so operations get past their 404 to the code behind."""
     config, report = tmp / "schemathesis.toml", tmp / "events.ndjson"
@@ -55,7 +60,7 @@ def _fuzz(base_url: str, token: str, ids: dict[str, str], tmp: Path) -> list[tup
     command = [str(Path(sys.executable).with_name("schemathesis")),
                "--config-file", str(config), "run", f"{base_url}/openapi.json",
                "--checks", "not_a_server_error",
-               "--max-examples", str(MAX_EXAMPLES), "--max-time", str(MAX_SECONDS),
+               "--max-examples", str(MAX_EXAMPLES),
                "--seed", str(SEED), "--workers", "2", "--request-timeout", "10",
                "--header", f"Authorization: Bearer {token}",
                "--report", "ndjson", "--report-ndjson-path", str(report)]
@@ -63,7 +68,7 @@ def _fuzz(base_url: str, token: str, ids: dict[str, str], tmp: Path) -> list[tup
         command += ["--exclude-path", path]
     # Its exit status also counts schemathesis' own generation hiccups; the report is the truth.
     # In the temporary folder: schemathesis keeps a cache of crashes in its working directory.
-    run = subprocess.run(command, capture_output=True, text=True, timeout=MAX_SECONDS * 4,
+    run = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
                          cwd=tmp)
     assert report.exists(), run.stdout[-5_000:] + run.stderr
     events = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
@@ -71,7 +76,7 @@ def _fuzz(base_url: str, token: str, ids: dict[str, str], tmp: Path) -> list[tup
     return [(e["ScenarioFinished"]["recorder"]["label"], interaction)
             for e in events if "ScenarioFinished" in e
             for interaction in (e["ScenarioFinished"]["recorder"].get("interactions") or {})
-            .values()]
+            .values()], run.stdout[-3_000:]
 
 
 def _world(api: Api, env: dict[str, str], who: str) -> tuple[dict, dict[str, str]]:
@@ -95,14 +100,15 @@ def test_fuzzing_finds_no_server_error(fuzz_server, who: str, tmp_path: Path) ->
     server, env = fuzz_server
     with Api(server.base_url) as api:
         caller, ids = _world(api, env, who)
-    interactions = _fuzz(server.base_url, caller["token"], ids, tmp_path)
+    interactions, printed = _fuzz(server.base_url, caller["token"], ids, tmp_path)
     answered = [(label, i) for label, i in interactions if i.get("response")]
-    # Time-bounded, so a busy machine sends fewer requests; nearly every operation must answer.
+    # Nearly every operation must have answered, or the run proves little.
     operations = {f"{method.upper()} {path}"
                   for path, item in httpx.get(f"{server.base_url}/openapi.json").json()["paths"]
                   .items() if path not in EXCLUDED_PATHS for method in item}
     reached = {label for label, _ in answered}
-    assert len(reached & operations) >= 0.9 * len(operations), sorted(operations - reached)
+    assert len(reached & operations) >= 0.9 * len(operations), (
+        sorted(operations - reached), printed)
     errors = [(i["request"]["method"], i["request"]["uri"], i["request"].get("body"),
                i["response"]["status_code"]) for _, i in answered
               if i["response"]["status_code"] >= 500]
