@@ -2,7 +2,7 @@
 
 A server and database of its own: the fuzzer registers users, fails logins and sends junk,
 which must not touch the rest of the suite. Response conformance (undocumented statuses and
-the like) is not checked here, only server errors. Bounded in examples and in time.
+the like) is not checked here, only server errors. Bounded in examples, not in time.
 """
 
 from __future__ import annotations

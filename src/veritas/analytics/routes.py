@@ -118,7 +118,8 @@ async def student_detail(
     student_id: uuid.UUID, session: SessionDep, user: Staff, ctx: ContextDep
 ) -> dict[str, Any]:
     student_user = await exams.require_student(session, student_id)
-    # API.md: "limited to exams the caller may view", i.e. can_view; aggregates need analytics.
+    # API.md: "the student's profile and attempts, limited to exams the caller may view"
+    # (can_view): the attempts listed, and every profile figure computed from them alone.
     scope = visible_exam_ids(user, ExamRight.view)
     attempts = await queries.history(session, student_id, scope, limit=500)
     if user.role is not Role.admin and not attempts:
@@ -127,7 +128,7 @@ async def student_detail(
     profile = await session.scalar(
         select(StudentProfile).where(StudentProfile.user_id == student_id)
     )
-    # The stored figures cover every exam; the caller gets them over the listed exams only.
+    # The stored profile's figures cover every exam, other teachers' too.
     figures = (await analysis.student_aggregates(session, student_id, scope))["profile"]
     await audit.record(session, ctx, user.user_id, "view_student_data", "student", student_id,
                        {"view": "student_detail"})
