@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from veritas.analysis.models import AnalysisAlert, ReviewDecision
 from veritas.errors import Invalid
 from veritas.exams.models import Exam, ExamAttempt
-from veritas.monitoring.models import MonitoringEvent
+from veritas.monitoring.models import MonitoringAlert
 
 OUTCOMES = ("not_reviewed", "under_review", "pending_second_review", "confirmed", "cleared")
 
@@ -57,15 +57,13 @@ NOT_OWN_ALERT = "alert_id is not an alert of this attempt"
 
 
 async def is_alert_of(session: AsyncSession, attempt: ExamAttempt, alert_id: uuid.UUID) -> bool:
-    """Whether `alert_id` is one of the attempt's alerts: an anomalous monitoring event of its
-    own or an alert an analysis raised on it (the two kinds GET /api/teacher/alerts lists)."""
-    anomaly = exists().where(
-        MonitoringEvent.id == alert_id, MonitoringEvent.exam_attempt_id == attempt.id,
-        MonitoringEvent.attempt_started_at == attempt.started_at,  # its one partition
-        MonitoringEvent.is_anomaly)
+    """Whether `alert_id` is one of the attempt's alerts: its folded monitoring anomalies or an
+    alert an analysis raised on it (the two kinds GET /api/teacher/alerts lists)."""
+    folded = exists().where(MonitoringAlert.id == alert_id,
+                            MonitoringAlert.exam_attempt_id == attempt.id)
     raised = exists().where(AnalysisAlert.id == alert_id,
                             AnalysisAlert.exam_attempt_id == attempt.id)
-    return bool(await session.scalar(select(anomaly | raised)))
+    return bool(await session.scalar(select(folded | raised)))
 
 
 async def decide(
