@@ -13,10 +13,13 @@ import psycopg
 import pytest
 from sqlalchemy import func, select, text
 
+from tests.oulad.helpers import run_import
 from tests.support import Api, drop_database, make_database
+from veritas.audit.chain import verify
 from veritas.auth.models import User
 from veritas.config import Settings
 from veritas.db.engine import create_engine, create_sessionmaker
+from veritas.db.migrate import upgrade
 from veritas.db.roles import ensure_runtime_login
 from veritas.db.unit_of_work import SYSTEM, Caller, unit_of_work
 from veritas.exams.models import ExamAttempt
@@ -310,8 +313,6 @@ def _verify(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 @pytest.fixture()
 def audited_db(database_url: str, server_env: dict[str, str]) -> Iterator[tuple[str, dict]]:
     """A database of its own, migrated, with a few audit records: tampering stays here."""
-    from veritas.db.migrate import upgrade
-
     owner = make_database(database_url, "veritas_chain_" + uuid.uuid4().hex[:8])
     try:
         upgrade(owner)
@@ -381,3 +382,22 @@ def test_audit_rows_are_sealed_in_commit_order_under_concurrency(audited_db) -> 
     _run(many())
     out = _verify(env)
     assert out.returncode == 0 and "intact: 25 records" in out.stdout, out.stdout + out.stderr
+
+
+def test_the_importer_and_the_audit_chain_work_as_the_runtime_role(database_url: str) -> None:
+    # Bulk CLI work (temp tables, COPY, INSERT ... SELECT) runs as the runtime role and the
+    # system identity, and its audit record joins the chain.
+    owner = make_database(database_url, "veritas_import_rt_" + uuid.uuid4().hex[:8])
+    try:
+        upgrade(owner)
+        summary = run_import(ensure_runtime_login(owner))
+        assert summary.changed
+        with psycopg.connect(owner) as conn:
+            students = conn.execute("SELECT count(*) FROM users WHERE role = 'student'"
+                                    ).fetchone()[0]
+            assert students > 0
+            assert conn.execute("SELECT count(*) FROM audit_logs WHERE action = 'import_oulad'"
+                                " AND row_hash IS NOT NULL").fetchone()[0] == 1
+        assert _run(verify(ensure_runtime_login(owner))).ok
+    finally:
+        drop_database(database_url, owner)
