@@ -20,6 +20,8 @@ import psycopg
 import pytest
 from tests.support import METRICS_TOKEN, Api, ServerProcess, bearer
 
+from veritas.db.roles import ensure_runtime_login
+
 
 class Students:
     """A few students posting batches and single events in threads, retrying until acked."""
@@ -213,7 +215,9 @@ def private_postgres(tmp_path: Path):
 def test_database_stopped_mid_load_then_back(
     private_postgres: PrivatePostgres, server_env: dict[str, str],
 ) -> None:
-    env = server_env | {"DATABASE_URL": private_postgres.url}
+    # The server logs in as the runtime role of this private server, as everywhere else.
+    env = server_env | {"DATABASE_URL": ensure_runtime_login(private_postgres.url),
+                        "MIGRATION_DATABASE_URL": private_postgres.url}
     with ServerProcess(env) as server, Api(server.base_url) as api:
         api.create_admin_cli(env)
         students, attempts = _class(api, 3)
