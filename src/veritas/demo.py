@@ -16,12 +16,12 @@ from typing import Any
 import orjson
 from sqlalchemy import func, select, text
 
-from veritas import jobs
 from veritas.analysis.service import refresh_student
 from veritas.auth import passwords
 from veritas.auth.models import User
 from veritas.auth.service import create_profile
 from veritas.config import Settings
+from veritas.core.queue import enqueue_analysis
 from veritas.db.base import AttemptStatus, Role
 from veritas.db.engine import create_engine, create_sessionmaker
 from veritas.db.tools import refresh_views
@@ -218,7 +218,7 @@ async def build_demo(url: str, *, password: str | None, students: int) -> None:
                     await session.flush()
                     await refresh_student(session, user.id)
                     # Analyses run in the worker (inside `veritas serve`), as for real submits.
-                    await jobs.enqueue_analysis(session, attempt.id)
+                    await enqueue_analysis(session, attempt.id)
                     await session.execute(text("SELECT veritas_ensure_event_partition(:s)"),
                                           {"s": started})
                     event_rows += _events(attempt, exam, honest, rng)

@@ -6,7 +6,6 @@ import ipaddress
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.auth import tokens
+from veritas.core.context import PENDING_REVOCATIONS, RequestContext
 from veritas.db.base import Role
 from veritas.db.unit_of_work import ANONYMOUS, SYSTEM, Principal
 from veritas.db.unit_of_work import unit_of_work as db_unit_of_work
@@ -22,9 +22,6 @@ from veritas.errors import Forbidden, Unauthorized
 from veritas.runtime import Runtime
 
 bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/login", auto_error=False)
-
-PENDING_REVOCATIONS = "revocations"
-
 
 def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
@@ -50,12 +47,6 @@ def unit_of_work(rt: Runtime, caller: Principal) -> AbstractAsyncContextManager[
             await rt.revocations.publish(messages)
 
     return db_unit_of_work(rt.sessions, caller, after_commit=broadcast)
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    ip: str | None
-    user_agent: str | None
 
 
 def client_ip(request: Request) -> str | None:

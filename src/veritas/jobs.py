@@ -1,9 +1,7 @@
-"""Background jobs on procrastinate (PostgreSQL-backed): analyses and view refreshes.
-
-Analysis jobs are enqueued with SQL inside the transaction that ends the attempt (submit or
-abandonment), so a committed submit always has its job and a rolled-back one never does. They
-survive restarts and are retried. Workers: `veritas worker`, and one inside each server process
-unless EMBEDDED_WORKER=false.
+"""Background jobs on procrastinate (PostgreSQL-backed): the worker that runs analyses and
+view refreshes. Jobs are enqueued by veritas.core.queue, in the caller's transaction; they
+survive restarts and are retried. Workers: `veritas worker`, and one inside each server
+process unless EMBEDDED_WORKER=false.
 """
 
 from __future__ import annotations
@@ -11,33 +9,16 @@ from __future__ import annotations
 import logging
 import uuid
 
-import orjson
 import procrastinate
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.analysis import service as analysis
 from veritas.config import Settings, asyncpg_dsn
+from veritas.core.queue import ANALYSIS_QUEUE, ANALYZE_TASK, MAINTENANCE_QUEUE, REFRESH_TASK
 from veritas.db.engine import create_engine, create_sessionmaker
 from veritas.db.tools import refresh_views
 from veritas.db.unit_of_work import SYSTEM, unit_of_work
 
 log = logging.getLogger(__name__)
-
-ANALYSIS_QUEUE = "analysis"
-MAINTENANCE_QUEUE = "maintenance"
-ANALYZE_TASK = "veritas.analyze_attempt"
-REFRESH_TASK = "veritas.refresh_views"
-
-
-async def enqueue_analysis(session: AsyncSession, attempt_id: uuid.UUID) -> None:
-    """Queue the analysis of an attempt in the caller's transaction."""
-    await session.execute(
-        text("SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, 0, :lock, NULL,"
-             " CAST(:args AS jsonb), NULL)::procrastinate_job_to_defer_v1])"),
-        {"queue": ANALYSIS_QUEUE, "task": ANALYZE_TASK, "lock": f"attempt:{attempt_id}",
-         "args": orjson.dumps({"attempt_id": str(attempt_id)}).decode()},
-    )
 
 
 def build_app(settings: Settings, database_url: str) -> procrastinate.App:

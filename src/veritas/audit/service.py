@@ -9,7 +9,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.audit.models import AuditLog
-from veritas.deps import RequestContext
+from veritas.core.context import RequestContext
 
 # Never stored in details, whatever a caller passes.
 SECRET_KEYS = frozenset({"password", "password_hash", "token", "access_token", "refresh_token"})

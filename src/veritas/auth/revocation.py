@@ -23,11 +23,11 @@ from collections.abc import Iterable
 
 import asyncpg
 
+from veritas.core.channels import REVOCATION_CHANNEL
 from veritas.db.unit_of_work import SYSTEM_SERVER_SETTINGS
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "veritas_auth"
 REDIS_KEY = "veritas:revoked:"
 RESYNC_SECONDS = 60
 USER_CHECK_SECONDS = 1.0  # a deleted user's tokens die within about this long
@@ -155,7 +155,7 @@ class RevocationCache:
             if message.startswith("revoke:"):
                 _, jti, exp = message.split(":")
                 pipe.set(REDIS_KEY + jti, "1", ex=max(1, int(float(exp) - now)))
-            pipe.publish(CHANNEL, message)
+            pipe.publish(REVOCATION_CHANNEL, message)
         await pipe.execute()
 
     @property
@@ -195,7 +195,8 @@ class RevocationCache:
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _c: lost.set())
         try:
-            await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: self.apply([payload]))
+            await conn.add_listener(REVOCATION_CHANNEL,
+                                    lambda _c, _pid, _ch, payload: self.apply([payload]))
             await self._load(conn)  # after LISTEN, so nothing falls between load and feed
             self._healthy = True
             while not lost.is_set():
@@ -211,7 +212,7 @@ class RevocationCache:
     async def _listen_redis(self) -> None:
         assert self._redis is not None
         pubsub = self._redis.pubsub()
-        await pubsub.subscribe(CHANNEL)
+        await pubsub.subscribe(REVOCATION_CHANNEL)
         try:
             conn = await asyncpg.connect(self._dsn, server_settings=SYSTEM_SERVER_SETTINGS)
             try:

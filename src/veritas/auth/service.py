@@ -14,11 +14,12 @@ from veritas.analysis.models import PerformanceMetrics
 from veritas.audit import service as audit
 from veritas.auth import passwords, throttle, tokens
 from veritas.auth.models import AuthToken, StudentProfile, TeacherProfile, User
-from veritas.auth.revocation import CHANNEL, lock_message, revoke_message, unlock_message
+from veritas.auth.revocation import lock_message, revoke_message, unlock_message
 from veritas.auth.schemas import RegisterIn, TokenPair
 from veritas.config import Settings
+from veritas.core.channels import REVOCATION_CHANNEL
+from veritas.core.context import PENDING_REVOCATIONS, RequestContext
 from veritas.db.base import Role
-from veritas.deps import PENDING_REVOCATIONS, RequestContext
 from veritas.errors import Conflict, Forbidden, NotFound, Unauthorized
 
 INVALID_CREDENTIALS = "invalid credentials"
@@ -27,7 +28,8 @@ INVALID_CREDENTIALS = "invalid credentials"
 async def _announce(session: AsyncSession, messages: list[str]) -> None:
     """NOTIFY inside the transaction (delivered only on commit) and queue the local update."""
     for message in messages:
-        await session.execute(text("SELECT pg_notify(:ch, :msg)"), {"ch": CHANNEL, "msg": message})
+        await session.execute(text("SELECT pg_notify(:ch, :msg)"),
+                              {"ch": REVOCATION_CHANNEL, "msg": message})
     session.info.setdefault(PENDING_REVOCATIONS, []).extend(messages)
 
 

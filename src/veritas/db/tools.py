@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from veritas.auth import passwords
 from veritas.auth.schemas import RegisterIn
 from veritas.config import Settings
+from veritas.core.queue import enqueue_analysis
 from veritas.db.engine import create_engine, create_sessionmaker
 from veritas.db.unit_of_work import SYSTEM, unit_of_work
 from veritas.errors import Invalid
@@ -69,8 +70,6 @@ async def recompute(url: str) -> int:
 
 async def rescore(url: str, exam_id: str) -> int:
     """Queue a fresh analysis of every ended attempt of an exam (after a policy change)."""
-    from veritas.jobs import ANALYSIS_QUEUE, ANALYZE_TASK
-
     try:
         exam = uuid.UUID(exam_id)
     except ValueError:
@@ -78,13 +77,10 @@ async def rescore(url: str, exam_id: str) -> int:
     async with _as_system(url) as session:
         if not await session.scalar(text("SELECT 1 FROM exams WHERE id = :id"), {"id": exam}):
             raise ValueError("no such exam")
-        return await session.scalar(
-            text("SELECT coalesce(array_length(procrastinate_defer_jobs_v1(array_agg(ROW("
-                 ":queue, :task, 0, 'attempt:' || id, NULL,"
-                 " jsonb_build_object('attempt_id', id::text), NULL)"
-                 "::procrastinate_job_to_defer_v1)), 1), 0) FROM exam_attempts"
-                 " WHERE exam_id = :exam AND status <> 'in_progress'"),
-            {"exam": exam, "queue": ANALYSIS_QUEUE, "task": ANALYZE_TASK})
+        ended = await session.scalars(
+            text("SELECT id FROM exam_attempts WHERE exam_id = :exam AND status <> 'in_progress'"),
+            {"exam": exam})
+        return await enqueue_analysis(session, *ended)
 
 
 @asynccontextmanager

@@ -10,20 +10,18 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from veritas import jobs
 from veritas.analysis import service as analysis
 from veritas.audit import service as audit
 from veritas.auth.models import TeacherProfile, User
 from veritas.auth.permissions import ExamRight, can_manage_grants, require_exam
 from veritas.auth.tokens import Claims
+from veritas.core.channels import ATTEMPT_ENDED_CHANNEL
+from veritas.core.context import RequestContext
+from veritas.core.queue import enqueue_analysis
 from veritas.db.base import AttemptStatus, Role
-from veritas.deps import RequestContext
 from veritas.errors import Conflict, Forbidden, Invalid, NotFound
 from veritas.exams import schemas
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
-
-ATTEMPT_ENDED_CHANNEL = "veritas_attempt_ended"
-
 
 def _validated(max_score: float, passing: float, questions: list[dict[str, Any]]) -> None:
     try:
@@ -153,7 +151,7 @@ async def abandon_if_expired(
         return False
     attempt.status = AttemptStatus.abandoned
     await notify_attempt_ended(session, attempt.id)
-    await jobs.enqueue_analysis(session, attempt.id)
+    await enqueue_analysis(session, attempt.id)
     await session.flush()
     return True
 
@@ -171,7 +169,7 @@ async def abandon_expired(session: AsyncSession, grace_minutes: int) -> int:
     ).all()
     for attempt_id in ids:
         await notify_attempt_ended(session, attempt_id)
-        await jobs.enqueue_analysis(session, attempt_id)
+        await enqueue_analysis(session, attempt_id)
     return len(ids)
 
 
@@ -235,7 +233,7 @@ async def abandon_if_due(session: AsyncSession, attempt_id: uuid.UUID, grace_min
     )
     if ended is not None:
         await notify_attempt_ended(session, ended)
-        await jobs.enqueue_analysis(session, ended)
+        await enqueue_analysis(session, ended)
 
 
 async def _require_open(attempt: ExamAttempt, grace_minutes: int) -> None:
@@ -311,7 +309,7 @@ async def submit(
     # The student's counters are rebuilt from the raw tables, the same code `veritas
     # recompute` runs, so incremental updates cannot drift from a full rebuild.
     await analysis.refresh_student(session, attempt.student_id)
-    await jobs.enqueue_analysis(session, attempt.id)
+    await enqueue_analysis(session, attempt.id)
     await audit.record(session, ctx, user.user_id, "submit_attempt", "exam_attempt", attempt.id,
                        {"exam_id": str(exam.id), "score": score})
     return attempt

@@ -34,9 +34,9 @@ from typing import Any, NamedTuple
 import asyncpg
 from asyncpg.pgproto.pgproto import UUID as PgUUID
 
+from veritas.core.channels import ATTEMPT_ENDED_CHANNEL
 from veritas.db.unit_of_work import SYSTEM_SERVER_SETTINGS
 from veritas.errors import Invalid, RateLimited, Unavailable
-from veritas.exams.service import ATTEMPT_ENDED_CHANNEL
 from veritas.monitoring.limits import EventBuckets
 from veritas.monitoring.partitions import copy_events
 from veritas.monitoring.rules import exam_rules

@@ -1,0 +1,5 @@
+"""The core every layer may use: names and small types shared across domains.
+
+It imports nothing from Veritas and nothing from FastAPI, so a service, a job or the
+ingestion hot path can use it without pulling in the web layer or another domain.
+"""
