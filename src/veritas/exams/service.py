@@ -23,6 +23,7 @@ from veritas.errors import Conflict, Forbidden, Invalid, NotFound
 from veritas.exams import schemas
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
 
+
 def _validated(max_score: float, passing: float, questions: list[dict[str, Any]]) -> None:
     try:
         schemas.check_exam(max_score, passing, questions)
