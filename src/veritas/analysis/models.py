@@ -1,4 +1,4 @@
-"""Per-attempt behavior analyses and per-student performance aggregates."""
+"""Per-attempt behavior analyses, their alerts and review decisions."""
 
 from __future__ import annotations
 
@@ -39,29 +39,6 @@ class BehaviorAnalysis(Base):
     completed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
-
-
-class PerformanceMetrics(Base):
-    __tablename__ = "performance_metrics"
-
-    id: Mapped[uuid.UUID] = uuid_pk()
-    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), unique=True)
-    total_attempts: Mapped[int] = mapped_column(server_default="0")
-    total_passed: Mapped[int] = mapped_column(server_default="0")
-    avg_score: Mapped[float | None]
-    strengths: Mapped[list[Any]] = mapped_column(server_default="[]")
-    weaknesses: Mapped[list[Any]] = mapped_column(server_default="[]")
-    subject_scores: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
-    avg_integrity_score: Mapped[float | None]
-    integrity_trend: Mapped[str | None]
-    avg_lmi: Mapped[float | None]
-    lmi_trend: Mapped[str | None]
-    current_risk_label: Mapped[DropoutRisk | None] = mapped_column(
-        Enum(DropoutRisk, name="dropout_risk", create_type=False)
-    )
-    flagged_for_intervention: Mapped[bool] = mapped_column(server_default="false")
-    last_updated: Mapped[datetime] = mapped_column(server_default=func.now())
-    last_attempt_date: Mapped[datetime | None]
 
 
 class AnalysisAlert(Base):

@@ -10,13 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from veritas.analysis import review
 from veritas.analysis import service as analysis
-from veritas.analytics.queries import analysis_dict
+from veritas.analysis.schemas import analysis_dict
 from veritas.audit import service as audit
-from veritas.auth.permissions import ExamRight, require_attempt
 from veritas.db.base import AttemptStatus, DropoutRisk
 from veritas.deps import Admin, ContextDep, SessionDep, Staff
 from veritas.errors import Conflict, NotFound
 from veritas.exams.models import ExamAttempt
+from veritas.exams.permissions import ExamRight, require_attempt
 from veritas.json_limits import StorableObject
 
 router = APIRouter(prefix="/api/analysis", tags=["analysis"])

@@ -21,9 +21,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.analysis import dropout, integrity, momentum
-from veritas.analysis.models import BehaviorAnalysis, PerformanceMetrics
+from veritas.analysis.models import BehaviorAnalysis
 from veritas.analysis.summary import summarize
-from veritas.auth.models import StudentProfile
+from veritas.auth.models import PerformanceMetrics, StudentProfile
 from veritas.config import Settings
 from veritas.db.base import AttemptStatus, DropoutRisk, Severity
 from veritas.exams.models import Exam, ExamAttempt

@@ -22,12 +22,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from veritas.analysis.models import AnalysisAlert, BehaviorAnalysis, PerformanceMetrics
-from veritas.auth.models import StudentProfile, User
-from veritas.auth.permissions import ExamRight, restrict
+from veritas.analysis.models import AnalysisAlert, BehaviorAnalysis
+from veritas.auth.models import PerformanceMetrics, StudentProfile, User
 from veritas.auth.tokens import Claims
 from veritas.db.base import AttemptStatus, DropoutRisk
 from veritas.exams.models import Exam, ExamAttempt
+from veritas.exams.permissions import ExamRight, restrict
 from veritas.monitoring.models import MonitoringAlert, MonitoringEvent
 
 COMPLETED = ExamAttempt.status == AttemptStatus.completed
@@ -313,10 +313,3 @@ def event_dict(event: MonitoringEvent) -> dict[str, Any]:
         "description": event.description, "analysis_notes": event.analysis_notes,
         "client_timestamp": event.client_timestamp, "server_timestamp": event.server_timestamp,
     }
-
-
-def analysis_dict(analysis: BehaviorAnalysis | None) -> dict[str, Any] | None:
-    if analysis is None:
-        return None
-    columns = BehaviorAnalysis.__table__.columns.keys()
-    return {c: _value(getattr(analysis, c)) for c in columns}

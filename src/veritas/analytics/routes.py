@@ -17,10 +17,10 @@ from sqlalchemy import select, tuple_
 from veritas.analysis import review
 from veritas.analysis import service as analysis
 from veritas.analysis.models import BehaviorAnalysis
+from veritas.analysis.schemas import analysis_dict
 from veritas.analytics import queries
 from veritas.audit import service as audit
 from veritas.auth.models import StudentProfile
-from veritas.auth.permissions import ExamRight, require_attempt, require_exam, visible_exam_ids
 from veritas.db.base import Role, Severity
 from veritas.deps import (
     ContextDep,
@@ -35,7 +35,8 @@ from veritas.deps import (
 from veritas.errors import Invalid, NotFound, Unauthorized
 from veritas.exams import service as exams
 from veritas.exams.models import Exam
-from veritas.exams.routes import exam_out
+from veritas.exams.permissions import ExamRight, require_attempt, require_exam, visible_exam_ids
+from veritas.exams.schemas import exam_out
 from veritas.json_limits import json_problem
 from veritas.monitoring.models import MonitoringEvent
 from veritas.pagination import (
@@ -162,7 +163,7 @@ async def attempt_detail(
         "drafts": attempt.submission_data.get("drafts", []),
         "metadata": attempt.metadata_,
         "monitoring_summary": await queries.monitoring_summary(session, attempt),
-        "behavior_analysis": queries.analysis_dict(analysis),
+        "behavior_analysis": analysis_dict(analysis),
     }
 
 

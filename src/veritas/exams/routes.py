@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
 
-from veritas.auth.permissions import ExamRight, require_exam, restrict
 from veritas.deps import ContextDep, RuntimeDep, SessionDep, Staff, Student, unit_of_work
 from veritas.errors import TooLarge
 from veritas.exams import schemas, service
 from veritas.exams.models import Exam
+from veritas.exams.permissions import ExamRight, require_exam, restrict
 from veritas.pagination import PageParams, newest_first, page, page_params
 
 teacher = APIRouter(prefix="/api/teacher", tags=["teacher"])
@@ -21,19 +21,12 @@ student = APIRouter(prefix="/api/student", tags=["student"])
 Page = Annotated[PageParams, Depends(page_params)]
 
 
-def exam_out(exam: Exam) -> dict[str, Any]:
-    return schemas.ExamOut(
-        **{c: getattr(exam, c) for c in schemas.ExamOut.model_fields if c != "metadata"},
-        metadata=exam.metadata_,
-    ).model_dump(mode="json")
-
-
 @teacher.get("/exams")
 async def list_exams(session: SessionDep, user: Staff, paging: Page) -> dict[str, Any]:
     query = restrict(select(Exam), Exam.id, user, ExamRight.view)
     rows = (await session.scalars(newest_first(query, Exam.created_at, Exam.id, paging))).all()
     result = page(list(rows), paging, lambda e: (e.created_at, e.id))
-    result["items"] = [exam_out(e) for e in result["items"]]
+    result["items"] = [schemas.exam_out(e) for e in result["items"]]
     return result
 
 
@@ -41,12 +34,12 @@ async def list_exams(session: SessionDep, user: Staff, paging: Page) -> dict[str
 async def create_exam(
     body: schemas.ExamCreate, session: SessionDep, user: Staff, ctx: ContextDep
 ) -> dict[str, Any]:
-    return exam_out(await service.create_exam(session, user, body, ctx))
+    return schemas.exam_out(await service.create_exam(session, user, body, ctx))
 
 
 @teacher.get("/exams/{exam_id}")
 async def get_exam(exam_id: uuid.UUID, session: SessionDep, user: Staff) -> dict[str, Any]:
-    return exam_out(await require_exam(session, user, exam_id, ExamRight.view))
+    return schemas.exam_out(await require_exam(session, user, exam_id, ExamRight.view))
 
 
 @teacher.patch("/exams/{exam_id}")
@@ -54,7 +47,7 @@ async def edit_exam(
     exam_id: uuid.UUID, body: schemas.ExamPatch, session: SessionDep, user: Staff,
     ctx: ContextDep,
 ) -> dict[str, Any]:
-    return exam_out(await service.edit_exam(session, user, exam_id, body, ctx))
+    return schemas.exam_out(await service.edit_exam(session, user, exam_id, body, ctx))
 
 
 @teacher.post("/exams/{exam_id}/permissions", status_code=201,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from veritas.db.base import AttemptStatus
+from veritas.exams.models import Exam
 from veritas.json_limits import StorableObject
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
@@ -160,6 +161,14 @@ class ExamOut(BaseModel):
     due_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+def exam_out(exam: Exam) -> dict[str, Any]:
+    """An Exam row as its JSON body."""
+    return ExamOut(
+        **{c: getattr(exam, c) for c in ExamOut.model_fields if c != "metadata"},
+        metadata=exam.metadata_,
+    ).model_dump(mode="json")
 
 
 class AvailableExam(BaseModel):

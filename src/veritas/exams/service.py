@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from veritas.analysis import service as analysis
 from veritas.audit import service as audit
 from veritas.auth.models import TeacherProfile, User
-from veritas.auth.permissions import ExamRight, can_manage_grants, require_exam
 from veritas.auth.tokens import Claims
 from veritas.core.channels import ATTEMPT_ENDED_CHANNEL
 from veritas.core.context import RequestContext
@@ -22,6 +21,7 @@ from veritas.db.base import AttemptStatus, Role
 from veritas.errors import Conflict, Forbidden, Invalid, NotFound
 from veritas.exams import schemas
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
+from veritas.exams.permissions import ExamRight, can_manage_grants, require_exam
 
 
 def _validated(max_score: float, passing: float, questions: list[dict[str, Any]]) -> None:
