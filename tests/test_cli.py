@@ -78,3 +78,15 @@ def test_demo_fills_a_school(server_env: dict[str, str], db, api) -> None:
         time.sleep(0.5)
     assert missing == 0
 
+
+
+def test_create_admin_writes_through_the_services(db, api) -> None:
+    """The command's admin is a verified admin, and its audit record went through the audit
+    service (the same scrubbing and chain as every other record)."""
+    admin_id = api.admin["id"]
+    assert db.execute("SELECT role::text, is_verified FROM users WHERE id = %s",
+                      (admin_id,)).fetchone() == ("admin", True)
+    records = db.execute(
+        "SELECT user_id::text, resource_type, resource_id, details FROM audit_logs"
+        " WHERE action = 'create_admin' AND resource_id = %s", (str(admin_id),)).fetchall()
+    assert records == [(str(admin_id), "user", str(admin_id), {"via": "cli"})]

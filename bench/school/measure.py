@@ -121,7 +121,7 @@ async def analysis_figure(url: str, attempt_id: uuid.UUID, runs: int = 3) -> dic
 
 
 async def recompute_figure(url: str) -> dict[str, float]:
-    from veritas.db.tools import recompute
+    from veritas.ops import recompute
 
     t = time.perf_counter()
     students = await recompute(url)

@@ -24,12 +24,9 @@ def database_url(*, stop_on_exit: bool = True) -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
-    from veritas.db.embedded import runtime_url, start_embedded
-    from veritas.db.migrate import upgrade
+    from veritas.db.embedded import start_migrated
 
-    owner = start_embedded(_data_dir(), stop_on_exit=stop_on_exit)
-    upgrade(owner)
-    url = runtime_url(owner)
+    url, owner = start_migrated(_data_dir(), stop_on_exit=stop_on_exit)
     # Worker processes and Settings read them from here.
     os.environ["DATABASE_URL"] = url
     os.environ["MIGRATION_DATABASE_URL"] = owner
@@ -77,8 +74,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from veritas.config import Settings
     from veritas.db.migrate import upgrade
-    from veritas.db.tools import user_count
     from veritas.http_protocol import IMPORT_PATH
+    from veritas.ops import user_count
 
     # systemd and container runtimes stop a service with SIGTERM: leave as on Ctrl-C, through
     # the interpreter's exit, which stops the embedded PostgreSQL (uvicorn re-raises the
@@ -125,7 +122,7 @@ def _ask(value: str | None, prompt: str, secret: bool = False) -> str:
 
 
 def cmd_create_admin(args: argparse.Namespace) -> None:
-    from veritas.db.tools import create_admin
+    from veritas.ops import create_admin
 
     email = _ask(args.email, "Email")
     username = _ask(args.username, "Username")
@@ -153,14 +150,14 @@ def cmd_worker(_args: argparse.Namespace) -> None:
 
 
 def cmd_recompute(_args: argparse.Namespace) -> None:
-    from veritas.db.tools import recompute
+    from veritas.ops import recompute
 
     count = asyncio.run(recompute(database_url()))
     print(f"recomputed {count} students")
 
 
 def cmd_rescore(args: argparse.Namespace) -> None:
-    from veritas.db.tools import rescore
+    from veritas.ops import rescore
 
     try:
         count = asyncio.run(rescore(database_url(), args.exam))

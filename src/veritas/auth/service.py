@@ -10,10 +10,15 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from veritas.analysis.models import PerformanceMetrics
 from veritas.audit import service as audit
 from veritas.auth import passwords, throttle, tokens
-from veritas.auth.models import AuthToken, StudentProfile, TeacherProfile, User
+from veritas.auth.models import (
+    AuthToken,
+    PerformanceMetrics,
+    StudentProfile,
+    TeacherProfile,
+    User,
+)
 from veritas.auth.revocation import lock_message, revoke_message, unlock_message
 from veritas.auth.schemas import RegisterIn, TokenPair
 from veritas.config import Settings
@@ -39,6 +44,17 @@ async def register(
 ) -> User:
     if body.role is not Role.student and (actor is None or actor.role is not Role.admin):
         raise Forbidden("only an admin can create teacher or admin accounts")
+    user = await create_user(session, settings, body)
+    await audit.record(session, ctx, actor.user_id if actor else user.id, "register", "user",
+                       user.id, {"role": user.role.value})
+    await session.refresh(user)
+    return user
+
+
+async def create_user(
+    session: AsyncSession, settings: Settings, body: RegisterIn, *, verified: bool = False
+) -> User:
+    """Write a new account and its profile; the caller decides who may, and records it."""
     passwords.check_policy(body.password)
     taken = await session.scalar(
         select(User.id).where(
@@ -53,6 +69,7 @@ async def register(
         password_hash=await passwords.hash_password(body.password, settings.bcrypt_rounds),
         role=body.role,
         full_name=body.full_name,
+        is_verified=verified,
         metadata_={},
     )
     session.add(user)
@@ -61,9 +78,6 @@ async def register(
     except IntegrityError:  # a concurrent registration won the race
         raise Conflict("email or username already registered") from None
     await create_profile(session, user, body.enrollment_id, body.cohort)
-    await audit.record(session, ctx, actor.user_id if actor else user.id, "register", "user",
-                       user.id, {"role": user.role.value})
-    await session.refresh(user)
     return user
 
 
