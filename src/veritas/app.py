@@ -37,9 +37,9 @@ from veritas.exams.routes import student as student_exams
 from veritas.exams.routes import teacher as teacher_exams
 from veritas.json_limits import JsonBodyPolicy
 from veritas.metrics import collection_timer
+from veritas.monitoring.asgi import OPENAPI_PATHS as MONITOR_PATHS
+from veritas.monitoring.asgi import MonitorEndpoints
 from veritas.monitoring.ingest import Ingestor
-from veritas.monitoring.routes import OPENAPI_PATHS as MONITOR_PATHS
-from veritas.monitoring.routes import MonitorEndpoints
 from veritas.runtime import Runtime
 from veritas.web.docs import mount_docs
 from veritas.web.routes import mount_pages
@@ -165,12 +165,9 @@ def _resolve_database_url(settings: Settings) -> str:
     given its runtime role first."""
     if settings.database_url:
         return settings.database_url
-    from veritas.db.embedded import runtime_url, start_embedded
-    from veritas.db.migrate import upgrade
+    from veritas.db.embedded import start_migrated
 
-    owner = start_embedded(settings.data_dir)
-    upgrade(owner)
-    return runtime_url(owner)
+    return start_migrated(settings.data_dir)[0]
 
 
 async def _warn_if_too_powerful(pool: asyncpg.Pool, settings: Settings) -> None:
@@ -263,7 +260,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # The last added runs first: requests are counted (and every answer gets its security
     # headers), then held to the body limit, then the monitoring posts are answered before
-    # FastAPI's routing (see monitoring/routes.py; it keeps the same JSON limits in its own
+    # FastAPI's routing (see monitoring/asgi.py; it keeps the same JSON limits in its own
     # decoder), then other JSON bodies are checked.
     app.add_middleware(JsonBodyPolicy)
     app.add_middleware(MonitorEndpoints)

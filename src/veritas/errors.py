@@ -1,5 +1,5 @@
 """Errors that carry their HTTP status, turned into `{"detail"}` answers by app.py's handlers
-and by the monitoring middleware that runs ahead of them (monitoring/routes.py)."""
+and by the monitoring middleware that runs ahead of them (monitoring/asgi.py)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from importlib import resources
 
 import pytest
 
-from veritas.analysis import metrics
+from veritas.analysis import classification
 from veritas.analysis.dropout import (
     LABELS,
     AssessmentRecord,
@@ -235,46 +235,46 @@ def test_detect_dropout_uses_momentum_only():
     assert order[detect_dropout(None, -1.0)] >= order[detect_dropout(None, 1.0)]
 
 
-# metrics
+# classification metrics
 
 
 def test_roc_auc_hand_computed():
-    assert metrics.roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1
-    assert metrics.roc_auc([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == 0
-    assert metrics.roc_auc([0, 1, 0, 1], [0.5] * 4) == 0.5
-    assert metrics.roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
-    assert metrics.roc_auc([0, 1, 0], [0.3, 0.3, 0.1]) == pytest.approx(0.75)  # one tie, one win
+    assert classification.roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1
+    assert classification.roc_auc([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == 0
+    assert classification.roc_auc([0, 1, 0, 1], [0.5] * 4) == 0.5
+    assert classification.roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
+    assert classification.roc_auc([0, 1, 0], [0.3, 0.3, 0.1]) == pytest.approx(0.75)  # one tie, one win
 
 
 def test_pr_auc_is_average_precision():
-    assert metrics.pr_auc([0, 1, 1], [0.1, 0.8, 0.9]) == 1
-    assert metrics.pr_auc([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.6]) == pytest.approx(0.5 + 0.5 * 2 / 3)
-    assert metrics.pr_auc([1, 0, 1, 0], [0.5] * 4) == pytest.approx(0.5)
+    assert classification.pr_auc([0, 1, 1], [0.1, 0.8, 0.9]) == 1
+    assert classification.pr_auc([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.6]) == pytest.approx(0.5 + 0.5 * 2 / 3)
+    assert classification.pr_auc([1, 0, 1, 0], [0.5] * 4) == pytest.approx(0.5)
 
 
 def test_brier():
-    assert metrics.brier([0, 1], [0.2, 0.6]) == pytest.approx(0.1)
-    assert metrics.brier([0, 1], [0, 1]) == 0
+    assert classification.brier([0, 1], [0.2, 0.6]) == pytest.approx(0.1)
+    assert classification.brier([0, 1], [0, 1]) == 0
 
 
 def test_precision_at_fraction():
     y = [1, 0, 1, 0, 0, 0, 0, 0, 0, 0]
     p = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]
-    assert metrics.precision_at_fraction(y, p, 0.10) == 1
-    assert metrics.precision_at_fraction(y, p, 0.30) == pytest.approx(2 / 3)
+    assert classification.precision_at_fraction(y, p, 0.10) == 1
+    assert classification.precision_at_fraction(y, p, 0.30) == pytest.approx(2 / 3)
     # All tied: the expected precision of a random pick, not whichever came first.
-    assert metrics.precision_at_fraction(y, [0.5] * 10, 0.10) == pytest.approx(0.2)
+    assert classification.precision_at_fraction(y, [0.5] * 10, 0.10) == pytest.approx(0.2)
 
 
 def test_subgroup_auc_gap_is_the_difference_of_the_two_aucs():
     y = [0, 0, 1, 1, 0, 1, 0, 1]
     p = [0.1, 0.4, 0.35, 0.8, 0.3, 0.2, 0.6, 0.9]
     member = [True] * 4 + [False] * 4
-    gap, low, high = metrics.subgroup_auc_gap(y, p, member)
-    assert gap == pytest.approx(metrics.roc_auc(y[:4], p[:4]) - metrics.roc_auc(y, p))
+    gap, low, high = classification.subgroup_auc_gap(y, p, member)
+    assert gap == pytest.approx(classification.roc_auc(y[:4], p[:4]) - classification.roc_auc(y, p))
     assert low < gap < high
     # The whole against itself: no gap and no uncertainty about it.
-    assert metrics.subgroup_auc_gap(y, p, [True] * 8) == (0, 0, 0)
+    assert classification.subgroup_auc_gap(y, p, [True] * 8) == (0, 0, 0)
 
 
 def test_subgroup_auc_gap_interval_matches_a_bootstrap():
@@ -282,7 +282,7 @@ def test_subgroup_auc_gap_interval_matches_a_bootstrap():
     y = [int(rng.random() < 0.2) for _ in range(600)]
     member = [rng.random() < 0.25 for _ in y]
     p = [rng.gauss(0.8 * label, 1) for label in y]
-    gap, low, high = metrics.subgroup_auc_gap(y, p, member)
+    gap, low, high = classification.subgroup_auc_gap(y, p, member)
     gaps = []
     while len(gaps) < 300:
         pick = [rng.randrange(len(y)) for _ in y]
@@ -290,7 +290,7 @@ def test_subgroup_auc_gap_interval_matches_a_bootstrap():
         inside = [i for i in pick if member[i]]
         iy, ip = [y[i] for i in inside], [p[i] for i in inside]
         if 0 < sum(iy) < len(iy):
-            gaps.append(metrics.roc_auc(iy, ip) - metrics.roc_auc(gy, gp))
+            gaps.append(classification.roc_auc(iy, ip) - classification.roc_auc(gy, gp))
     mean = sum(gaps) / len(gaps)
     sd = math.sqrt(sum((g - mean) ** 2 for g in gaps) / (len(gaps) - 1))
     assert (high - low) / 2 == pytest.approx(1.96 * sd, rel=0.2)
@@ -298,9 +298,9 @@ def test_subgroup_auc_gap_interval_matches_a_bootstrap():
 
 def test_metrics_refuse_degenerate_input():
     with pytest.raises(ValueError):
-        metrics.roc_auc([1, 1], [0.2, 0.3])
+        classification.roc_auc([1, 1], [0.2, 0.3])
     with pytest.raises(ValueError):
-        metrics.brier([0, 1], [0.5])
+        classification.brier([0, 1], [0.5])
 
 
 def test_history_from_stored_work_keeps_due_days_of_handed_in_exams() -> None:
@@ -443,24 +443,24 @@ def test_within_group_auc_ignores_what_only_tells_groups_apart():
     group = ["a"] * 4 + ["b"] * 4
     # Group b scores higher across the board; inside each group the ranking is perfect.
     p = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
-    assert metrics.within_group_auc(y, p, group) == 1
-    assert metrics.roc_auc(y, p) < 1
+    assert classification.within_group_auc(y, p, group) == 1
+    assert classification.roc_auc(y, p) < 1
     # A score that is constant inside each group ranks nobody inside it.
-    assert metrics.within_group_auc(y, [0.1] * 4 + [0.9] * 4, group) == 0.5
+    assert classification.within_group_auc(y, [0.1] * 4 + [0.9] * 4, group) == 0.5
     # Weighted by pairs: a has 2 x 2 pairs at AUC 1, c has 1 x 1 at AUC 0.
-    assert metrics.within_group_auc(y[:4] + [0, 1], p[:4] + [0.9, 0.1],
+    assert classification.within_group_auc(y[:4] + [0, 1], p[:4] + [0.9, 0.1],
                                     group[:4] + ["c", "c"]) == pytest.approx(4 / 5)
-    assert metrics.within_group_auc([0, 1], [0.2, 0.1], ["a", "b"]) is None
+    assert classification.within_group_auc([0, 1], [0.2, 0.1], ["a", "b"]) is None
 
 
 def test_reliability_deciles():
     p = [i / 100 for i in range(100)]
     y = [int(i >= 90) for i in range(100)]
-    table = metrics.reliability(y, p)
+    table = classification.reliability(y, p)
     assert [n for n, _, _ in table] == [10] * 10
     assert table[0][1] == pytest.approx(0.045) and table[-1][1] == pytest.approx(0.945)
     assert [obs for _, _, obs in table] == [0.0] * 9 + [1.0]
-    assert sum(n for n, _, _ in metrics.reliability([0, 1, 0], [0.2, 0.5, 0.1])) == 3
+    assert sum(n for n, _, _ in classification.reliability([0, 1, 0], [0.2, 0.5, 0.1])) == 3
 
 
 def test_calibration_gap_interval_matches_a_bootstrap():
@@ -468,7 +468,7 @@ def test_calibration_gap_interval_matches_a_bootstrap():
     y = [int(rng.random() < 0.2) for _ in range(800)]
     member = [rng.random() < 0.3 for _ in y]
     p = [0.15 for _ in y]
-    gap, low, high = metrics.calibration_gap(y, p, member)
+    gap, low, high = classification.calibration_gap(y, p, member)
     inside = [i for i, m in enumerate(member) if m]
     assert gap == pytest.approx(0.15 - sum(y[i] for i in inside) / len(inside))
     draws = []

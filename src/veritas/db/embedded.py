@@ -6,6 +6,8 @@ import logging
 import warnings
 from pathlib import Path
 
+from veritas.db.migrate import upgrade
+
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "veritas"
@@ -37,3 +39,12 @@ def runtime_url(owner_url: str) -> str:
     from veritas.db.roles import ensure_runtime_login
 
     return ensure_runtime_login(owner_url)
+
+
+def start_migrated(data_dir: Path, *, stop_on_exit: bool = True) -> tuple[str, str]:
+    """Start the embedded server, migrate it as its owner and give it its runtime role:
+    what `veritas serve` and every command do when DATABASE_URL is unset. Returns the
+    runtime role's URL and the owner's."""
+    owner = start_embedded(data_dir, stop_on_exit=stop_on_exit)
+    upgrade(owner)
+    return runtime_url(owner), owner

@@ -29,7 +29,7 @@ from typing import Any, TextIO
 
 import asyncpg
 
-from veritas.analysis import metrics
+from veritas.analysis import classification
 from veritas.analysis.dropout import (
     CourseWork,
     RiskFeatures,
@@ -269,7 +269,7 @@ def _to_date(members: Iterable[Enrolment], day: int) -> tuple[int, int]:
 
 def cutoff_metrics(scored: Sequence[Scored]) -> dict[str, Any]:
     """Return n, base rate, ROC-AUC, PR-AUC, Brier, precision at 10 %, the mean prediction,
-    the AUC within module presentations (metrics.within_group_auc), their own figures, a
+    the AUC within module presentations (classification.within_group_auc), their own figures, a
     reliability table in deciles, and per group its AUC and its gaps to the whole.
 
     group_gap says, per group, its n, its withdrawals, its AUC minus the whole's and its mean
@@ -286,43 +286,43 @@ def cutoff_metrics(scored: Sequence[Scored]) -> dict[str, Any]:
         for value in sorted({s.enrolment.groups[column] for s in scored}):
             member = [s.enrolment.groups[column] == value for s in scored]
             gy = [yi for yi, m in zip(y, member) if m]
-            calibration, low, high = metrics.calibration_gap(y, p, member)
+            calibration, low, high = classification.calibration_gap(y, p, member)
             gap = {"n": len(gy), "withdrawn": sum(gy), "gap": None, "ci95": None,
                    "calibration_gap": _round(calibration),
                    "calibration_ci95": [_round(low), _round(high)]}
             groups[column][value] = None
             if 0 < sum(gy) < len(gy):
                 groups[column][value] = _round(
-                    metrics.roc_auc(gy, [pi for pi, m in zip(p, member) if m])
+                    classification.roc_auc(gy, [pi for pi, m in zip(p, member) if m])
                 )
-                difference, low, high = metrics.subgroup_auc_gap(y, p, member)
+                difference, low, high = classification.subgroup_auc_gap(y, p, member)
                 gap.update(gap=_round(difference), ci95=[_round(low), _round(high)])
             gaps[column][value] = gap
     # A module in one presentation: a course as its students lived it, and the unit that the
     # prior shift calibrates, so pairs across presentations do not count as "within".
     modules = [f"{s.enrolment.module}-{s.enrolment.presentation}" for s in scored]
-    within = metrics.within_group_auc(y, p, modules) if y else None
+    within = classification.within_group_auc(y, p, modules) if y else None
     per_module = {}
     for module in sorted(set(modules)):
         my = [yi for yi, m in zip(y, modules) if m == module]
         mp = [pi for pi, m in zip(p, modules) if m == module]
         per_module[module] = {
             "n": len(my), "withdrawn": sum(my),
-            "roc_auc": _round(metrics.roc_auc(my, mp)) if 0 < sum(my) < len(my) else None,
+            "roc_auc": _round(classification.roc_auc(my, mp)) if 0 < sum(my) < len(my) else None,
             "mean_predicted": _round(sum(mp) / len(mp)), "observed": _round(sum(my) / len(my)),
         }
     return {
         "n": len(y),
         "base_rate": _round(sum(y) / len(y)) if y else None,
-        "roc_auc": _round(metrics.roc_auc(y, p)) if both else None,
-        "pr_auc": _round(metrics.pr_auc(y, p)) if both else None,
-        "brier": _round(metrics.brier(y, p)) if y else None,
-        "precision_at_10": _round(metrics.precision_at_fraction(y, p, 0.10)) if y else None,
+        "roc_auc": _round(classification.roc_auc(y, p)) if both else None,
+        "pr_auc": _round(classification.pr_auc(y, p)) if both else None,
+        "brier": _round(classification.brier(y, p)) if y else None,
+        "precision_at_10": _round(classification.precision_at_fraction(y, p, 0.10)) if y else None,
         "mean_predicted": _round(sum(p) / len(p)) if p else None,
         "within_module_auc": _round(within) if within is not None else None,
         "module": per_module,
         "reliability": [{"n": n, "mean_predicted": _round(mp), "observed": _round(obs)}
-                        for n, mp, obs in metrics.reliability(y, p)] if y else [],
+                        for n, mp, obs in classification.reliability(y, p)] if y else [],
         "group_auc": groups,
         "group_gap": gaps,
         "_mean_p": sum(p) / len(p) if p else None,
