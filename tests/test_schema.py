@@ -89,3 +89,26 @@ def test_seed_unique_constraints(db) -> None:
     assert ("teacher_profiles", "UNIQUE (user_id)") in uniques
     assert ("behavior_analysis", "UNIQUE (exam_attempt_id)") in uniques
     assert ("performance_metrics", "UNIQUE (student_id)") in uniques
+
+
+def test_the_job_queue_schema_is_the_installed_procrastinates() -> None:
+    """Migration 0003 holds procrastinate's schema as a snapshot, so a migration never changes
+    with the installed library; a new procrastinate needs a revision that applies its own
+    migration scripts, and this says so."""
+    import importlib.metadata
+    import importlib.util
+    from pathlib import Path
+
+    from procrastinate.schema import SchemaManager
+
+    import veritas
+
+    path = (Path(veritas.__file__).parent / "db" / "migrations" / "versions"
+            / "2026_11_26_0003_jobs_and_reviews.py")
+    spec = importlib.util.spec_from_file_location("revision_0003", path)
+    assert spec is not None and spec.loader is not None
+    revision = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(revision)
+    assert revision.PROCRASTINATE_VERSION == importlib.metadata.version("procrastinate"), (
+        "procrastinate was upgraded: add a revision applying its sql/migrations scripts")
+    assert revision.PROCRASTINATE_SCHEMA.strip() == SchemaManager.get_schema().strip()
