@@ -20,6 +20,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/lint-imports
 
 # The README's Run command on a fresh virtualenv, as .ci/run proves it before the tests.
 smoke:
