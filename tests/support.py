@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -59,22 +61,26 @@ def free_port() -> int:
 class ServerProcess:
     """`uvicorn veritas.app:create_app` in its own process, on a free port."""
 
-    def __init__(self, env: dict[str, str], workers: int = 1) -> None:
+    def __init__(self, env: dict[str, str], workers: int = 1,
+                 log_path: Path | None = None) -> None:
         self.env = env
+        self.log_path = log_path  # the server's log (stderr) goes there when given
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "veritas.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
-             "--log-level", "warning",
-             # Veritas reads X-Forwarded-For itself, from TRUSTED_PROXIES only.
-             "--no-proxy-headers"],
-            env=self.env,
-        )
+        log = self.log_path.open("ab") if self.log_path else None
+        with log or contextlib.nullcontext():  # the child keeps its own copy of the file
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "veritas.app:create_app", "--factory",
+                 "--host", "127.0.0.1", "--port", str(self.port), "--workers",
+                 str(self.workers), "--log-level", "warning",
+                 # Veritas reads X-Forwarded-For itself, from TRUSTED_PROXIES only.
+                 "--no-proxy-headers"],
+                env=self.env, stderr=log,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from veritas import jobs
 from veritas.admin.routes import router as admin_router
+from veritas.analysis import service as analysis
 from veritas.analysis.routes import reviews as review_router
 from veritas.analysis.routes import router as analysis_router
 from veritas.analytics.routes import student as student_views
@@ -158,6 +159,22 @@ async def _sweep_abandoned(rt: Runtime) -> None:
                     rt.settings.login_failure_reset_seconds, rt.settings.register_window_seconds))
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again
             log.warning("abandon sweep failed: %s", exc)
+
+
+async def _analysis_gauge(rt: Runtime) -> str:
+    """Attempts whose analysis is pending or failed for good. Read from the database, so every
+    process reports the same figure (no pid label) wherever the job ran; left out, not an
+    error, when the database does not answer in time."""
+    try:
+        async with asyncio.timeout(2), unit_of_work(rt.sessions, SYSTEM) as session:
+            counts = await analysis.unsettled_analyses(session)
+    except Exception as exc:  # noqa: BLE001 - the other metrics still matter then
+        log.warning("/metrics: analysis counts unavailable: %s", type(exc).__name__)
+        return ""
+    lines = ["# HELP veritas_attempt_analyses Attempts by analysis status (database-wide).",
+             "# TYPE veritas_attempt_analyses gauge"]
+    lines += [f'veritas_attempt_analyses{{status="{s}"}} {n}' for s, n in sorted(counts.items())]
+    return "\n".join(lines) + "\n"
 
 
 def _resolve_database_url(settings: Settings) -> str:
@@ -331,8 +348,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gauges = {f"ingest_{k}": float(v) for k, v in rt.ingestor.stats.items()}
         gauges["ingest_queued_rows"] = float(rt.ingestor.queued_rows)
         gauges["revocation_feed_healthy"] = float(rt.revocations.healthy)
-        return PlainTextResponse(rt.metrics.render(gauges),
-                                 media_type="text/plain; version=0.0.4")
+        text_ = rt.metrics.render(gauges) + await _analysis_gauge(rt)
+        return PlainTextResponse(text_, media_type="text/plain; version=0.0.4")
 
     mount_docs(app)
     mount_pages(app)

@@ -28,9 +28,10 @@ from veritas.db.tools import refresh_views
 from veritas.db.unit_of_work import SYSTEM, unit_of_work
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
 from veritas.exams.schemas import earned_points
+from veritas.exams.settings import exam_settings
 from veritas.monitoring.ingest import REFOLD_SQL, event_row_id
 from veritas.monitoring.partitions import copy_events
-from veritas.monitoring.rules import evaluate, exam_rules
+from veritas.monitoring.rules import evaluate
 
 DOMAIN = "demo.veritas.school"
 
@@ -117,7 +118,7 @@ def _answer(question: dict[str, Any], skill: float, rng: random.Random) -> Any:
 
 def _events(attempt: ExamAttempt, exam: Exam, honest: bool, rng: random.Random) -> list[tuple]:
     """Heartbeats, typing, and for some students long focus losses and big pastes."""
-    rules = exam_rules(exam.metadata_)
+    rules = exam_settings(exam.metadata_).anomaly_thresholds
     rows = []
     minutes = max(3, (attempt.duration_seconds or 600) // 60)
     plan: list[tuple[str, str, dict[str, Any]]] = []

@@ -10,6 +10,8 @@ import logging
 import uuid
 
 import procrastinate
+from procrastinate.jobs import Job
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from veritas.analysis import service as analysis
 from veritas.config import Settings, asyncpg_dsn
@@ -21,6 +23,32 @@ from veritas.db.unit_of_work import SYSTEM, unit_of_work
 log = logging.getLogger(__name__)
 
 
+class AnalysisRetry(procrastinate.RetryStrategy):
+    """Retries what may pass, such as a database outage; never what cannot."""
+
+    def get_retry_decision(self, *, exception: BaseException,
+                           job: Job) -> procrastinate.RetryDecision | None:
+        if isinstance(exception, analysis.AnalysisImpossible):
+            return None
+        return super().get_retry_decision(exception=exception, job=job)
+
+
+# Five retries, 2 s to 32 s apart: about a minute, enough for a database restart.
+ANALYSIS_RETRY = AnalysisRetry(max_attempts=5, exponential_wait=2)
+
+
+async def _failed_for_good(sessions: async_sessionmaker[AsyncSession], attempt_id: str,
+                           tries: int, exc: BaseException) -> None:
+    """Make a failure that no retry will mend visible: the log, the attempt, /metrics."""
+    log.error("analysis of attempt %s failed for good after %d tries: %s: %s",
+              attempt_id, tries, type(exc).__name__, exc)
+    try:
+        async with unit_of_work(sessions, SYSTEM) as session:
+            await analysis.mark_failed(session, uuid.UUID(attempt_id))
+    except Exception:  # noqa: BLE001 - the log line above already says it
+        log.exception("could not mark the analysis of attempt %s failed", attempt_id)
+
+
 def build_app(settings: Settings, database_url: str) -> procrastinate.App:
     """The job app with its tasks bound to this deployment's database."""
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(
@@ -28,11 +56,16 @@ def build_app(settings: Settings, database_url: str) -> procrastinate.App:
     engine = create_engine(settings, database_url)
     sessions = create_sessionmaker(engine)
 
-    @app.task(name=ANALYZE_TASK, queue=ANALYSIS_QUEUE,
-              retry=procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2))
-    async def analyze_attempt(attempt_id: str) -> None:
-        async with unit_of_work(sessions, SYSTEM) as session:
-            await analysis.analyze_attempt(session, uuid.UUID(attempt_id), settings)
+    @app.task(name=ANALYZE_TASK, queue=ANALYSIS_QUEUE, retry=ANALYSIS_RETRY, pass_context=True)
+    async def analyze_attempt(context: procrastinate.JobContext, attempt_id: str) -> None:
+        try:
+            async with unit_of_work(sessions, SYSTEM) as session:
+                await analysis.analyze_attempt(session, uuid.UUID(attempt_id), settings)
+        except Exception as exc:
+            job = context.job
+            if ANALYSIS_RETRY.get_retry_decision(exception=exc, job=job) is None:
+                await _failed_for_good(sessions, attempt_id, job.attempts + 1, exc)
+            raise  # procrastinate retries it, or records the job as failed
 
     @app.periodic(cron=f"*/{settings.view_refresh_minutes} * * * *", periodic_id="views")
     @app.task(name=REFRESH_TASK, queue=MAINTENANCE_QUEUE, queueing_lock="refresh_views")

@@ -327,20 +327,27 @@ def test_history_from_stored_work_keeps_due_days_of_handed_in_exams() -> None:
     assert on_day_20.mean_days_late == pytest.approx(3 / 2)
 
 
-def test_course_start_and_weight_come_from_exam_metadata() -> None:
+def test_course_start_and_weight_come_from_exam_settings() -> None:
     from types import SimpleNamespace
 
-    from veritas.analysis.service import _course_start, _weight
+    from pydantic import ValidationError
+
+    from veritas.analysis.service import _course_start
+    from veritas.exams.settings import exam_settings
 
     first = datetime(2026, 3, 9, 14, tzinfo=UTC)
-    exams = [SimpleNamespace(metadata_={"course_start": "2026-02-01"}),
-             SimpleNamespace(metadata_={"course_start": "2026-01-15"}),
-             SimpleNamespace(metadata_={"course_start": 20260101}),  # not a date: ignored
-             SimpleNamespace(metadata_=None)]
+    exams = [SimpleNamespace(id=1, metadata_={"course_start": "2026-02-01"}),
+             SimpleNamespace(id=2, metadata_={"course_start": "2026-01-15"}),
+             SimpleNamespace(id=3, metadata_={"course_start": 20260101}),  # not a date: ignored
+             SimpleNamespace(id=4, metadata_=None)]
     assert _course_start(exams, first) == date(2026, 1, 15)
-    assert _course_start([SimpleNamespace(metadata_={})], first) == date(2026, 3, 9)
-    assert _weight({"weight": 20}) == 20.0 and _weight({"weight": 0}) == 0.0
-    assert _weight({"weight": -1}) == _weight({"weight": True}) == _weight(None) == 1.0
+    assert _course_start([SimpleNamespace(id=5, metadata_={})], first) == date(2026, 3, 9)
+    assert exam_settings({"weight": 20}).grade_weight == 20.0
+    assert exam_settings({"weight": 0}).grade_weight == 0.0
+    assert exam_settings(None).grade_weight == 1.0
+    for bad in (-1, True, "20"):
+        with pytest.raises(ValidationError):
+            exam_settings({"weight": bad})
 
 
 # course priors, the prior shift and what teachers are shown

@@ -41,6 +41,7 @@ def test_submit_gets_an_analysis_from_the_server_worker(api: Api) -> None:
     exam = api.exam(teacher, **ESSAY_EXAM)
     attempt_id = _paste_heavy(api, student, exam)
     detail = _wait_for_analysis(api, teacher, attempt_id)
+    assert detail["analysis_status"] == "done"
     analysis = detail["behavior_analysis"]
     for column in ("total_monitoring_events", "anomaly_count", "critical_events",
                    "integrity_score", "originality_indicators", "improvement_trend",
@@ -87,13 +88,15 @@ def test_jobs_wait_for_a_worker_and_survive_restarts(database_url: str,
             detail = client.get(f"/api/teacher/attempts/{attempt['attempt_id']}",
                                 headers=teacher["headers"]).json()
             assert detail["behavior_analysis"] is None  # queued, and no worker anywhere
+            assert detail["analysis_status"] == "pending"
         # The server that took the submit is gone; the job waits in PostgreSQL for a worker.
         with ServerProcess(env) as again, Api(again.base_url) as client:
             worker = subprocess.Popen([sys.executable, "-m", "veritas.cli", "worker"], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 teacher_again = client.login(teacher["email"])
-                assert _wait_for_analysis(client, teacher_again, attempt["attempt_id"])
+                done = _wait_for_analysis(client, teacher_again, attempt["attempt_id"])
+                assert done["analysis_status"] == "done"
             finally:
                 worker.terminate()
                 worker.wait(timeout=30)

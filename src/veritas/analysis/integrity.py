@@ -80,7 +80,8 @@ def policy_for(exam_metadata: Mapping[str, Any] | None) -> Policy:
 
     A dict overrides the standard preset (or the one in its "preset" key); its version is the
     base version plus a digest of the override, so any change is visible to rescoring. Raises
-    ValueError on an unknown preset or a bad value: call it when the exam is saved, too.
+    ValueError on an unknown preset or a bad value; ExamSettings (exams/settings.py) calls it
+    when an exam is saved, so a bad policy is a 422 there, not a failed analysis later.
     """
     spec = (exam_metadata or {}).get("integrity_policy")
     if spec is None:

@@ -17,14 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from veritas.analysis.models import AnalysisAlert, ReviewDecision
 from veritas.errors import Invalid
 from veritas.exams.models import Exam, ExamAttempt
+from veritas.exams.settings import lenient_settings
 from veritas.monitoring.models import MonitoringAlert
 
 OUTCOMES = ("not_reviewed", "under_review", "pending_second_review", "confirmed", "cleared")
 
 
 def needs_second_reviewer(exam: Exam) -> bool:
-    review = (exam.metadata_ or {}).get("review") or {}
-    return isinstance(review, dict) and review.get("require_second_reviewer") is True
+    return lenient_settings(exam.metadata_, exam.id).review.require_second_reviewer
 
 
 def outcome(decisions: list[ReviewDecision], second_reviewer: bool) -> str:

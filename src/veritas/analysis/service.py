@@ -9,13 +9,13 @@ what `veritas recompute` runs for every student).
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections import defaultdict
 from datetime import UTC, date, datetime
 from statistics import fmean
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Select, and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,11 +25,16 @@ from veritas.analysis.models import BehaviorAnalysis
 from veritas.analysis.summary import summarize
 from veritas.auth.models import PerformanceMetrics, StudentProfile
 from veritas.config import Settings
-from veritas.db.base import AttemptStatus, DropoutRisk, Severity
+from veritas.db.base import AnalysisStatus, AttemptStatus, DropoutRisk, Severity
 from veritas.exams.models import Exam, ExamAttempt
+from veritas.exams.settings import exam_settings, lenient_settings, problems
 from veritas.monitoring.models import MonitoringEvent
 
 ANALYSIS_VERSION = "veritas-analysis-1"
+
+
+class AnalysisImpossible(Exception):
+    """An analysis no retry can make succeed, such as one under bad exam settings."""
 FREE_TEXT = ("short_text", "essay")
 PEER_LIMIT = 200
 STRENGTH_AT, WEAKNESS_BELOW = 70.0, 50.0
@@ -64,6 +69,7 @@ async def save_behavior_analysis(
         attempt.lmi = row.lmi_score
         attempt.dropout_label = row.dropout_label
         attempt.flagged = row.requires_instructor_attention
+        attempt.analysis_status = AnalysisStatus.done
     await session.flush()
     await refresh_student(session, student_id)
     return row
@@ -92,22 +98,11 @@ def _responses(attempt: ExamAttempt) -> dict[str, Any]:
 
 
 def _course_start(exams: list[Any], first_attempt: datetime) -> date:
-    """Day 0 of the student's course: the earliest `course_start` (ISO date) their subjects'
-    exams declare in metadata, else the day of their first completed attempt."""
-    declared = []
-    for exam in exams:
-        value = (exam.metadata_ or {}).get("course_start")
-        with contextlib.suppress(TypeError, ValueError):
-            declared.append(date.fromisoformat(value))
+    """Day 0 of the student's course: the earliest `course_start` their subjects' exams
+    declare in their settings, else the day of their first completed attempt."""
+    declared = [s.course_start for s in (lenient_settings(e.metadata_, e.id) for e in exams)
+                if s.course_start is not None]
     return min(declared) if declared else first_attempt.astimezone(UTC).date()
-
-
-def _weight(metadata: dict[str, Any] | None) -> float:
-    """An exam's share of its course grade from `metadata.weight`; 1 when not given."""
-    value = (metadata or {}).get("weight")
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    return 1.0
 
 
 async def _risk(session: AsyncSession, student_id: uuid.UUID) -> tuple[Any, Any]:
@@ -146,8 +141,9 @@ async def _risk(session: AsyncSession, student_id: uuid.UUID) -> tuple[Any, Any]
     work = []
     for exam in exams:
         attempt = done.get(exam.id)
+        weight = lenient_settings(exam.metadata_, exam.id).grade_weight
         work.append(dropout.CourseWork(
-            exam_id=str(exam.id), due_at=exam.due_at, weight=_weight(exam.metadata_),
+            exam_id=str(exam.id), due_at=exam.due_at, weight=weight,
             completed_at=attempt.completed_at if attempt else None,
             percentage=attempt.percentage if attempt else None,
             banked=bool(attempt and (attempt.metadata_ or {}).get("banked")),
@@ -187,7 +183,10 @@ async def analyze_attempt(
         peer_responses=[(data or {}).get("responses") or {} for data, _ in peers],
     )
     population = [d["signals"] for _, d in peers if d and "signals" in d]
-    policy = integrity.policy_for(exam.metadata_)
+    try:
+        policy = exam_settings(exam.metadata_).policy
+    except ValidationError as exc:  # written past the API: no score under a guessed policy
+        raise AnalysisImpossible(f"exam {exam.id} has invalid settings: {problems(exc)}") from None
     result = integrity.score_attempt(signals, population, policy)
     lmi, risk = await _risk(session, attempt.student_id)
     facts = {"band": result.band, "flags": result.flags, "coverage": result.confidence,
@@ -225,6 +224,22 @@ async def analyze_attempt(
     )
     await _record_alerts(session, attempt, result if scored else None, risk)
     return row
+
+
+async def mark_failed(session: AsyncSession, attempt_id: uuid.UUID) -> None:
+    """The attempt's analysis gave up for good: say so where its teacher looks."""
+    await session.execute(update(ExamAttempt).where(ExamAttempt.id == attempt_id)
+                          .values(analysis_status=AnalysisStatus.failed))
+
+
+async def unsettled_analyses(session: AsyncSession) -> dict[str, int]:
+    """How many attempts' analyses are pending and failed, database-wide (for /metrics)."""
+    # Literal values, so the plan may use the partial index that holds exactly these rows.
+    rows = (await session.execute(text(
+        "SELECT analysis_status, count(*) FROM exam_attempts"
+        " WHERE analysis_status IN ('pending', 'failed') GROUP BY analysis_status"
+    ))).all()
+    return {"pending": 0, "failed": 0} | {status: n for status, n in rows}
 
 
 async def _record_alerts(session: AsyncSession, attempt: ExamAttempt,

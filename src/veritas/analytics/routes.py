@@ -160,6 +160,8 @@ async def attempt_detail(
         "flagged": attempt.flagged,
         "lmi": attempt.lmi,
         "dropout_label": attempt.dropout_label.value if attempt.dropout_label else None,
+        # pending, done or failed (for good: the log names the attempt); null while none is due
+        "analysis_status": attempt.analysis_status.value if attempt.analysis_status else None,
         "drafts": attempt.submission_data.get("drafts", []),
         "metadata": attempt.metadata_,
         "monitoring_summary": await queries.monitoring_summary(session, attempt),

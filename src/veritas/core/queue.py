@@ -18,9 +18,12 @@ MAINTENANCE_QUEUE = "maintenance"
 ANALYZE_TASK = "veritas.analyze_attempt"
 REFRESH_TASK = "veritas.refresh_views"
 
-# One job per attempt, locked on the attempt so two analyses of it never run at once.
+# One job per attempt, locked on the attempt so two analyses of it never run at once; the
+# attempts' analysis_status becomes pending in the same statement (migration 0008).
 _DEFER = text(
-    "SELECT coalesce(array_length(procrastinate_defer_jobs_v1(ARRAY("
+    "WITH pending AS (UPDATE exam_attempts SET analysis_status = 'pending'"
+    " WHERE id = ANY(CAST(:ids AS uuid[])))"
+    " SELECT coalesce(array_length(procrastinate_defer_jobs_v1(ARRAY("
     "SELECT ROW(:queue, :task, 0, 'attempt:' || id, NULL,"
     " jsonb_build_object('attempt_id', id::text), NULL)::procrastinate_job_to_defer_v1"
     " FROM unnest(CAST(:ids AS uuid[])) WITH ORDINALITY AS a(id, n) ORDER BY n)), 1), 0)"
@@ -28,7 +31,8 @@ _DEFER = text(
 
 
 async def enqueue_analysis(session: AsyncSession, *attempt_ids: uuid.UUID) -> int:
-    """Queue the analysis of these attempts in the caller's transaction; returns how many."""
+    """Queue the analysis of these attempts in the caller's transaction and mark them
+    pending; returns how many."""
     if not attempt_ids:
         return 0
     return await session.scalar(

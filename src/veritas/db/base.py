@@ -42,6 +42,14 @@ class AttemptStatus(str, enum.Enum):
     abandoned = "abandoned"
 
 
+class AnalysisStatus(str, enum.Enum):
+    """Where an ended attempt's analysis stands (migration 0008); None while none is due."""
+
+    pending = "pending"
+    done = "done"
+    failed = "failed"
+
+
 class Severity(str, enum.Enum):
     normal = "normal"
     warning = "warning"

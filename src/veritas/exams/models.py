@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Enum, ForeignKey, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from veritas.db.base import AttemptStatus, Base, DropoutRisk, created_at, uuid_pk
+from veritas.db.base import AnalysisStatus, AttemptStatus, Base, DropoutRisk, created_at, uuid_pk
 
 
 class Exam(Base):
@@ -69,6 +69,9 @@ class ExamAttempt(Base):
         Enum(DropoutRisk, name="dropout_risk", create_type=False)
     )
     flagged: Mapped[bool] = mapped_column(server_default="false")
+    analysis_status: Mapped[AnalysisStatus | None] = mapped_column(
+        Enum(AnalysisStatus, native_enum=False, create_constraint=False, length=16)
+    )
     started_at: Mapped[datetime] = created_at()
     expires_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from veritas.db.base import AttemptStatus
 from veritas.exams.models import Exam
+from veritas.exams.settings import ExamSettings
 from veritas.json_limits import StorableObject
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
@@ -103,7 +104,8 @@ class ExamFields(BaseModel):
     enable_monitoring: bool = True
     enable_integrity_analysis: bool = True
     questions: Annotated[list[Question], Field(max_length=500)] = []
-    metadata: StorableObject = {}
+    # Checked against ExamSettings; keys Veritas does not read are kept as sent.
+    metadata: ExamSettings = ExamSettings()
     due_at: datetime | None = None
 
 
@@ -137,7 +139,7 @@ class ExamPatch(BaseModel):
     enable_monitoring: bool | None = None
     enable_integrity_analysis: bool | None = None
     questions: Annotated[list[Question], Field(max_length=500)] | None = None
-    metadata: StorableObject | None = None
+    metadata: ExamSettings | None = None
     due_at: datetime | None = None
 
 

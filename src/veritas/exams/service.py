@@ -37,7 +37,8 @@ async def create_exam(
     questions = [q.model_dump() for q in body.questions]
     _validated(body.max_score, body.passing_score, questions)
     fields = body.model_dump(exclude={"questions", "metadata"})
-    exam = Exam(creator_id=user.user_id, questions=questions, metadata_=body.metadata, **fields)
+    exam = Exam(creator_id=user.user_id, questions=questions, metadata_=body.metadata.stored(),
+                **fields)
     session.add(exam)
     await session.flush()
     if user.role is Role.teacher:
@@ -65,7 +66,8 @@ async def edit_exam(
     if "questions" in changes:
         changes["questions"] = [q.model_dump() for q in body.questions or []]
     if "metadata" in changes:
-        changes["metadata_"] = changes.pop("metadata")
+        changes.pop("metadata")
+        changes["metadata_"] = body.metadata.stored() if body.metadata is not None else None
     _validated(changes.get("max_score", exam.max_score),
                changes.get("passing_score", exam.passing_score),
                changes.get("questions", exam.questions))

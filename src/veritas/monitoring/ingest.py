@@ -39,7 +39,7 @@ from veritas.db.unit_of_work import SYSTEM_SERVER_SETTINGS
 from veritas.errors import Invalid, RateLimited, Unavailable
 from veritas.monitoring.limits import EventBuckets
 from veritas.monitoring.partitions import copy_events
-from veritas.monitoring.rules import exam_rules
+from veritas.monitoring.rules import exam_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +315,7 @@ class Ingestor:
         try:
             row = await self._pool.fetchrow(
                 "SELECT a.id, a.student_id, a.status = 'in_progress' AS in_progress,"
-                " a.started_at, a.expires_at, e.metadata FROM exam_attempts a"
+                " a.started_at, a.expires_at, a.exam_id, e.metadata FROM exam_attempts a"
                 " JOIN exams e ON e.id = a.exam_id WHERE a.id = $1",
                 attempt_id, timeout=5,
             )
@@ -331,7 +331,8 @@ class Ingestor:
         info = AttemptInfo(
             id=row["id"], student_id=row["student_id"], in_progress=row["in_progress"],
             started_at=row["started_at"], closes_at=row["expires_at"] + self._grace,
-            rules=exam_rules(metadata), loaded_at=time.monotonic(),
+            rules=exam_thresholds(metadata, row["exam_id"]),
+            loaded_at=time.monotonic(),
         )
         if len(self._attempts) > 100_000:
             self._attempts.clear()

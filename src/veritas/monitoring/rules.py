@@ -1,14 +1,20 @@
 """Cheap anomaly rules applied to each event at ingestion.
 
-Thresholds are per exam: `metadata.anomaly_rules` overrides any of DEFAULT_RULES. A rule's
-score is 0.5 at its threshold, rising linearly to 1.0 at twice the threshold; a `critical`
-severity from the monitoring module is an anomaly with score 1.0 on its own.
+Thresholds are per exam: `metadata.anomaly_rules` (AnomalyRules) overrides any of
+DEFAULT_RULES. A rule's score is 0.5 at its threshold, rising linearly to
+1.0 at twice the threshold; a `critical` severity from the monitoring module is an anomaly
+with score 1.0 on its own.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+import logging
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RULES: dict[str, float] = {
     "paste_chars": 200,  # a paste longer than this
@@ -17,6 +23,38 @@ DEFAULT_RULES: dict[str, float] = {
     "face_missing_ms": 5_000,
     "multiple_faces": 2,  # this many faces or more
 }
+
+# A positive number; int stays int when stored back, and bool is no number.
+Threshold = Annotated[StrictInt | StrictFloat, Field(gt=0, le=1e9, allow_inf_nan=False)]
+
+
+class AnomalyRules(BaseModel):
+    """An exam's `anomaly_rules` setting (part of exams.settings.ExamSettings)."""
+
+    # An unknown rule name is a typo that would silently do nothing.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    paste_chars: Threshold | None = None
+    focus_lost_ms: Threshold | None = None
+    gaze_off_ms: Threshold | None = None
+    face_missing_ms: Threshold | None = None
+    multiple_faces: Threshold | None = None
+
+    def thresholds(self) -> dict[str, float]:
+        """The defaults, overridden by what the exam sets."""
+        return DEFAULT_RULES | {k: float(v) for k, v in self.model_dump(exclude_none=True).items()}
+
+
+def exam_thresholds(metadata: Mapping[str, Any] | None, exam_id: Any) -> dict[str, float]:
+    """The thresholds of an exam's stored metadata. A bad setting (written past the API, which
+    checks it) must not stop ingestion: the defaults then, and a warning naming the exam."""
+    try:
+        return AnomalyRules.model_validate((metadata or {}).get("anomaly_rules") or {}).thresholds()
+    except ValidationError as exc:
+        log.warning("exam %s has invalid anomaly_rules, using the defaults: %s", exam_id,
+                    "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        return dict(DEFAULT_RULES)
+
 
 # event type -> (payload field, rule name, how to describe it)
 _MEASURED = {
@@ -29,23 +67,6 @@ _MEASURED = {
     "face_missing": ("duration_ms", "face_missing_ms", "no face for {s:.1f} s (limit {ts:.1f} s)"),
     "multiple_faces": ("count", "multiple_faces", "{v:g} faces in view"),
 }
-
-
-def exam_rules(exam_metadata: dict[str, Any] | None) -> dict[str, float]:
-    """The exam's thresholds: defaults overridden by numeric entries of its metadata."""
-    overrides = (exam_metadata or {}).get("anomaly_rules") or {}
-    rules = dict(DEFAULT_RULES)
-    if isinstance(overrides, dict):
-        for name, value in overrides.items():
-            if name not in rules or not isinstance(value, int | float) or isinstance(value, bool):
-                continue
-            try:
-                threshold = float(value)
-            except OverflowError:  # an integer too large for a float: no usable threshold
-                continue
-            if math.isfinite(threshold) and threshold > 0:
-                rules[name] = threshold
-    return rules
 
 
 def evaluate(

@@ -196,6 +196,13 @@ function compactData(data) {
   return seq === undefined ? text || '—' : `#${seq}${text ? ` · ${text}` : ''}`;
 }
 
+// An attempt's analysis_status; a failed one will not be retried by itself.
+const ANALYSIS_LABELS = {
+  pending: 'Pending',
+  done: 'Done',
+  failed: 'Failed: ask an administrator (the server log names this attempt)',
+};
+
 export async function attemptTimeline({ view, params }) {
   const box = h('div');
   view.append(heading('Attempt timeline'), box);
@@ -222,6 +229,7 @@ export async function attemptTimeline({ view, params }) {
       ['Started', fmtDate(attempt.started_at)],
       ['Completed', fmtDate(attempt.completed_at)],
       ['Integrity score', fmtPct(attempt.integrity_score, 100)],
+      ['Analysis', ANALYSIS_LABELS[attempt.analysis_status] || '—'],
       ['Flagged', attempt.flagged],
       ['Risk', RISK_LABELS[attempt.dropout_label] || '—'],
       ['Drafts saved', (attempt.drafts || []).length],
