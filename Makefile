@@ -2,12 +2,12 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint smoke bench-ingest bench-school
+.PHONY: install run test lint lock smoke bench-ingest bench-school
 
-$(VENV)/bin/veritas: pyproject.toml
+$(VENV)/bin/veritas: pyproject.toml requirements-test.lock
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet --require-hashes -r requirements-test.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 install: $(VENV)/bin/veritas
@@ -21,6 +21,10 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/lint-imports
+
+# Rewrite the lock files from pyproject.toml's pins (after changing one).
+lock:
+	bash scripts/lock.sh
 
 # The README's Run command on a fresh virtualenv, as .ci/run proves it before the tests.
 smoke:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README's Run command as a new user meets it: a fresh virtualenv, `pip install -e .` with
-# no extras, `veritas serve` on the embedded database (DATABASE_URL unset), `veritas demo`,
+# The README's Run command as a new user meets it: a fresh virtualenv, the locked runtime
+# packages (hash-checked, no test extras), `pip install --no-deps -e .`, `veritas serve` on the embedded database (DATABASE_URL unset), `veritas demo`,
 # then a demo student and a demo teacher log in over HTTP. The server is stopped by its PID,
 # and its embedded PostgreSQL must stop with it. Any failure fails CI.
 set -euo pipefail
@@ -50,7 +50,8 @@ EOF
 
 echo "== smoke: the README's Run command in a fresh virtualenv ($venv)"
 python3 -m venv "$venv"
-"$venv/bin/pip" install -q -e .
+"$venv/bin/pip" install -q --require-hashes -r requirements.lock
+"$venv/bin/pip" install -q --no-deps -e .
 
 echo "== smoke: veritas serve on the embedded database, port $port"
 env "${as_new_user[@]}" "$venv/bin/veritas" serve --port "$port" >"$root/serve.log" 2>&1 &
