@@ -33,7 +33,7 @@ from veritas.db.engine import create_engine, create_sessionmaker
 from veritas.db.roles import POWER_SQL, too_powerful
 from veritas.db.unit_of_work import SYSTEM, SYSTEM_SERVER_SETTINGS, unit_of_work
 from veritas.errors import VeritasError, from_database
-from veritas.exams import service as exams
+from veritas.exams import lifecycle
 from veritas.exams.routes import student as student_exams
 from veritas.exams.routes import teacher as teacher_exams
 from veritas.json_limits import JsonBodyPolicy
@@ -154,7 +154,8 @@ async def _sweep_abandoned(rt: Runtime) -> None:
         await asyncio.sleep(SWEEP_SECONDS)
         try:
             async with unit_of_work(rt.sessions, SYSTEM) as session:
-                await exams.abandon_expired(session, rt.settings.attempt_grace_minutes)
+                await lifecycle.abandon_expired(
+                    session, lifecycle.now(), lifecycle.grace(rt.settings.attempt_grace_minutes))
                 await rt.throttle.forget_idle(session, max(
                     rt.settings.login_failure_reset_seconds, rt.settings.register_window_seconds))
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again
@@ -220,7 +221,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, server_settings={
             "timezone": "UTC", **SYSTEM_SERVER_SETTINGS})
         revocations = RevocationCache(dsn, settings.redis_url)
-        ingestor = Ingestor(pool, dsn, grace_minutes=settings.attempt_grace_minutes,
+        ingestor = Ingestor(pool, dsn,
                             queue_max_events=settings.ingest_queue_max_events,
                             max_batch_rows=settings.ingest_max_batch_rows,
                             events_per_second=settings.ingest_attempt_events_per_second,

@@ -59,8 +59,7 @@ def build_app(settings: Settings, database_url: str) -> procrastinate.App:
     @app.task(name=ANALYZE_TASK, queue=ANALYSIS_QUEUE, retry=ANALYSIS_RETRY, pass_context=True)
     async def analyze_attempt(context: procrastinate.JobContext, attempt_id: str) -> None:
         try:
-            async with unit_of_work(sessions, SYSTEM) as session:
-                await analysis.analyze_attempt(session, uuid.UUID(attempt_id), settings)
+            await analysis.analyze_attempt(sessions, uuid.UUID(attempt_id), settings)
         except Exception as exc:
             job = context.job
             if ANALYSIS_RETRY.get_retry_decision(exception=exc, job=job) is None:

@@ -15,7 +15,6 @@ from veritas.analysis.dropout import (
     RiskFeatures,
     StudentHistory,
     compute_class_means,
-    detect_dropout,
     features_at,
     history_from_course,
     predict_risk,
@@ -226,13 +225,6 @@ def test_top_factors_add_up_to_the_linear_predictor():
 def test_unknown_features_are_imputed():
     r = predict_risk(RiskFeatures(*[None] * len(fields(RiskFeatures))))
     assert 0 < r.probability < 1 and r.label in LABELS
-
-
-def test_detect_dropout_uses_momentum_only():
-    assert detect_dropout(0.9, None) in LABELS
-    assert detect_dropout(0.1, 0.5) == detect_dropout(0.9, 0.5)
-    order = {label: i for i, label in enumerate(LABELS)}
-    assert order[detect_dropout(None, -1.0)] >= order[detect_dropout(None, 1.0)]
 
 
 # classification metrics

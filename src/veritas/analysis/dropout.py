@@ -291,20 +291,6 @@ def prior_shift(
     return (low + high) / 2
 
 
-def detect_dropout(integrity: float | None, lmi: float | None) -> str:
-    """Return the seed's coarse dropout label from momentum alone, all else held at average.
-
-    This keeps the seed's call shape for callers that know nothing else; use predict_risk when
-    a history is available. Every other feature is taken at its training average, where it
-    contributes nothing; with the shipped model no LMI on its own moves the label off safe
-    (momentum is a weak signal once marks and missed work are known). integrity is accepted
-    but unused: nothing in the training data measures it, so it has no validated bearing on
-    withdrawal.
-    """
-    model = _model()
-    return _assessment(model, [("lmi", _contribution(lmi, model["features"]["lmi"]))]).label
-
-
 def transform_feature(value: float | None, spec: Mapping[str, Any]) -> float:
     """Return a feature value imputed, clipped and optionally log-scaled as the model spec says."""
     # Clip, log1p and logit are all non-decreasing: the sign of coef alone fixes the direction.

@@ -18,8 +18,9 @@ from difflib import SequenceMatcher
 from statistics import median
 from typing import Any
 
-HEARTBEAT_SECONDS = 10.0  # the browser SDK's heartbeat period
-GAP_FACTOR = 3.0  # silence longer than 3 heartbeats is a telemetry gap, not a late packet
+from veritas.monitoring.limits import HEARTBEAT_SECONDS
+
+GAP_FACTOR = 6.0  # silence longer than 6 heartbeats (30 s) is a telemetry gap, not a late packet
 BLIP_SECONDS = 2.0  # shorter absences are notifications and screen flicker
 FOCUS_EVENTS = ("focus_lost", "visibility_hidden")
 CAMERA_OFF_EVENTS = ("gaze_off", "face_missing")

@@ -1,8 +1,8 @@
 """The analysis of one attempt, and the denormalized student aggregates it keeps true.
 
 `analyze_attempt` reads the attempt's events and drafts, scores integrity against the rest of
-the exam, computes momentum and dropout risk, writes the summary, and in the same transaction
-stores the behavior_analysis row (`save_behavior_analysis`), the attempt's fields, analysis
+the exam and computes momentum and dropout risk; then, outside any transaction, has the summary
+written; then, in one short transaction, stores the behavior_analysis row (`save_behavior_analysis`), the attempt's fields, analysis
 alerts, and the student's profile and performance_metrics (`refresh_student`, which is also
 what `veritas recompute` runs for every student).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from statistics import fmean
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Select, and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from veritas.analysis import dropout, integrity, momentum
 from veritas.analysis.models import BehaviorAnalysis
@@ -26,6 +27,7 @@ from veritas.analysis.summary import summarize
 from veritas.auth.models import PerformanceMetrics, StudentProfile
 from veritas.config import Settings
 from veritas.db.base import AnalysisStatus, AttemptStatus, DropoutRisk, Severity
+from veritas.db.unit_of_work import SYSTEM, unit_of_work
 from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.settings import exam_settings, lenient_settings, problems
 from veritas.monitoring.models import MonitoringEvent
@@ -38,6 +40,7 @@ class AnalysisImpossible(Exception):
 FREE_TEXT = ("short_text", "essay")
 PEER_LIMIT = 200
 STRENGTH_AT, WEAKNESS_BELOW = 70.0, 50.0
+ANALYSIS_TRIES = 3  # then the job fails, and is retried later
 
 
 async def save_behavior_analysis(
@@ -157,10 +160,59 @@ async def _risk(session: AsyncSession, student_id: uuid.UUID) -> tuple[Any, Any]
 
 
 async def analyze_attempt(
-    session: AsyncSession, attempt_id: uuid.UUID, settings: Settings
+    sessions: async_sessionmaker[AsyncSession], attempt_id: uuid.UUID, settings: Settings
 ) -> BehaviorAnalysis | None:
-    """Analyze one ended attempt and store everything derived from it; None if still open."""
-    attempt = await session.get(ExamAttempt, attempt_id, with_for_update=True)
+    """Analyze one ended attempt and store everything derived from it; None if still open.
+
+    The summary provider may take up to LLM_TIMEOUT_SECONDS, so it is asked between two
+    transactions and holds neither a connection nor a lock: one reads and computes, the
+    other locks the attempt and writes, after checking that what was read has not changed
+    meanwhile (else the analysis starts over).
+    """
+    for _ in range(ANALYSIS_TRIES):
+        async with unit_of_work(sessions, SYSTEM) as session:
+            computed = await _compute(session, attempt_id)
+        if computed is None:
+            return None
+        summary = await summarize(computed.facts, settings.llm_base_url, settings.llm_model,
+                                  settings.llm_api_key, settings.llm_timeout_seconds)
+        async with unit_of_work(sessions, SYSTEM) as session:
+            attempt = await session.get(ExamAttempt, attempt_id, with_for_update=True)
+            if attempt is None or await _read_stamp(session, attempt) != computed.stamp:
+                continue
+            row = await save_behavior_analysis(
+                session, attempt_id=attempt.id, student_id=attempt.student_id,
+                **computed.fields, llm_summary=summary.text,
+                llm_recommendations=summary.recommendations,
+                llm_model_version=summary.model_version)
+            await _record_alerts(session, attempt, computed.result, computed.risk)
+            return row
+    raise RuntimeError(f"attempt {attempt_id} kept changing while it was analyzed")
+
+
+@dataclass(frozen=True)
+class _Computed:
+    """An analysis waiting for its summary, and the stamp of what it read."""
+
+    stamp: tuple[Any, ...]
+    facts: dict[str, Any]
+    fields: dict[str, Any]
+    result: integrity.IntegrityResult | None
+    risk: Any
+
+
+async def _read_stamp(session: AsyncSession, attempt: ExamAttempt) -> tuple[Any, ...]:
+    """What an analysis reads of the attempt and its stored analysis: if this changes before
+    the analysis is written, its input was stale."""
+    stored = await session.scalar(select(BehaviorAnalysis.updated_at)
+                                  .where(BehaviorAnalysis.exam_attempt_id == attempt.id))
+    return (attempt.status, attempt.score, attempt.passed, attempt.completed_at,
+            attempt.duration_seconds, attempt.submission_data, attempt.metadata_, stored)
+
+
+async def _compute(session: AsyncSession, attempt_id: uuid.UUID) -> _Computed | None:
+    """Everything of an attempt's analysis but its summary; None if still open."""
+    attempt = await session.get(ExamAttempt, attempt_id)
     if attempt is None or attempt.status is AttemptStatus.in_progress:
         return None
     exam = await session.get(Exam, attempt.exam_id)
@@ -192,16 +244,13 @@ async def analyze_attempt(
     facts = {"band": result.band, "flags": result.flags, "coverage": result.confidence,
              "trend": lmi.trend, "risk_label": risk.label if risk else None,
              "percentage": attempt.percentage}
-    summary = await summarize(facts, settings.llm_base_url, settings.llm_model,
-                              settings.llm_api_key, settings.llm_timeout_seconds)
     anomalies = sum(1 for e in events if e["is_anomaly"])
     critical = sum(1 for e in events if e["severity"] == Severity.critical.value)
     scored = exam.enable_integrity_analysis  # momentum and risk are computed either way
     attention = (scored and result.band == "high") or (
         risk is not None and risk.label == "high_risk")
     signals_json = {k: v for k, v in signals.items() if k != "gaps"}
-    row = await save_behavior_analysis(
-        session, attempt_id=attempt.id, student_id=attempt.student_id,
+    fields = dict(
         total_monitoring_events=len(events), anomaly_count=anomalies, critical_events=critical,
         integrity_score=result.score if scored else None,
         originality_indicators={k: signals.get(k) for k in
@@ -210,8 +259,6 @@ async def analyze_attempt(
         lmi_score=lmi.lmi, improvement_trend=lmi.trend,
         dropout_label=DropoutRisk(risk.label) if risk else None,
         dropout_confidence=risk.confidence if risk else None,
-        llm_summary=summary.text, llm_recommendations=summary.recommendations,
-        llm_model_version=summary.model_version,
         requires_instructor_attention=attention,
         requires_recap=lmi.trend == "declining" or (attempt.passed is False),
         analysis_version=f"{ANALYSIS_VERSION}+{policy.version}",
@@ -222,8 +269,8 @@ async def analyze_attempt(
                  "momentum": {"level_gap": lmi.level_gap, "slope": lmi.slope}},
         completed_at=attempt.completed_at,
     )
-    await _record_alerts(session, attempt, result if scored else None, risk)
-    return row
+    return _Computed(await _read_stamp(session, attempt), facts, fields,
+                     result if scored else None, risk)
 
 
 async def mark_failed(session: AsyncSession, attempt_id: uuid.UUID) -> None:

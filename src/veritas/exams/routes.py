@@ -118,7 +118,7 @@ async def save_draft(
     if len(await request.body()) > limit:  # read already, to parse it: no second read
         raise TooLarge(f"a draft is over {limit // 1024} KiB")
     async with unit_of_work(rt, user) as expiry:
-        await service.abandon_if_due(expiry, attempt_id, rt.settings.attempt_grace_minutes)
+        await service.abandon_if_expired(expiry, attempt_id, rt.settings.attempt_grace_minutes)
     return await service.save_draft(
         session, user, attempt_id, body, rt.settings.attempt_grace_minutes,
         rt.settings.max_drafts_per_attempt,
@@ -131,7 +131,7 @@ async def submit(
     body: schemas.SubmitIn | None = None,
 ) -> schemas.SubmitOut:
     async with unit_of_work(rt, user) as expiry:
-        await service.abandon_if_due(expiry, attempt_id, rt.settings.attempt_grace_minutes)
+        await service.abandon_if_expired(expiry, attempt_id, rt.settings.attempt_grace_minutes)
     attempt = await service.submit(
         session, user, attempt_id, body or schemas.SubmitIn(), rt.settings.attempt_grace_minutes,
         ctx,

@@ -13,6 +13,7 @@ from veritas.db.base import AttemptStatus
 from veritas.exams.models import Exam
 from veritas.exams.settings import ExamSettings
 from veritas.json_limits import StorableObject
+from veritas.monitoring.limits import HEARTBEAT_SECONDS
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 LongText = Annotated[str, Field(max_length=20_000)]
@@ -230,6 +231,8 @@ class StartOut(BaseModel):
     questions: list[dict[str, Any]]
     # The latest autosaved answers, so a resumed attempt (another tab or device) continues.
     responses: dict[str, Any] = {}
+    # How often the exam page sends a heartbeat (the SDK's heartbeatMs / 1000).
+    heartbeat_seconds: int = HEARTBEAT_SECONDS
 
 
 class SubmitOut(BaseModel):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,12 +14,10 @@ from veritas.analysis import service as analysis
 from veritas.audit import service as audit
 from veritas.auth.models import TeacherProfile, User
 from veritas.auth.tokens import Claims
-from veritas.core.channels import ATTEMPT_ENDED_CHANNEL
 from veritas.core.context import RequestContext
-from veritas.core.queue import enqueue_analysis
 from veritas.db.base import AttemptStatus, Role
 from veritas.errors import Conflict, Forbidden, Invalid, NotFound
-from veritas.exams import schemas
+from veritas.exams import lifecycle, schemas
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
 from veritas.exams.permissions import ExamRight, can_manage_grants, require_exam
 
@@ -135,47 +133,6 @@ async def revoke(
                        {"teacher_id": str(teacher_id)})
 
 
-def grace(settings_grace_minutes: int) -> timedelta:
-    return timedelta(minutes=settings_grace_minutes)
-
-
-async def notify_attempt_ended(session: AsyncSession, attempt_id: uuid.UUID) -> None:
-    """Tell every process's ingestion cache that this attempt takes no more events."""
-    await session.execute(text("SELECT pg_notify(:ch, :id)"),
-                          {"ch": ATTEMPT_ENDED_CHANNEL, "id": str(attempt_id)})
-
-
-async def abandon_if_expired(
-    session: AsyncSession, attempt: ExamAttempt, grace_minutes: int
-) -> bool:
-    if attempt.status is not AttemptStatus.in_progress:
-        return False
-    if datetime.now(UTC) <= attempt.expires_at + grace(grace_minutes):
-        return False
-    attempt.status = AttemptStatus.abandoned
-    await notify_attempt_ended(session, attempt.id)
-    await enqueue_analysis(session, attempt.id)
-    await session.flush()
-    return True
-
-
-async def abandon_expired(session: AsyncSession, grace_minutes: int) -> int:
-    """Sweep every attempt whose time plus grace ran out; returns how many were abandoned."""
-    ids = (
-        await session.scalars(
-            update(ExamAttempt)
-            .where(ExamAttempt.status == AttemptStatus.in_progress,
-                   ExamAttempt.expires_at < func.now() - grace(grace_minutes))
-            .values(status=AttemptStatus.abandoned)
-            .returning(ExamAttempt.id)
-        )
-    ).all()
-    for attempt_id in ids:
-        await notify_attempt_ended(session, attempt_id)
-        await enqueue_analysis(session, attempt_id)
-    return len(ids)
-
-
 async def start(
     session: AsyncSession, user: Claims, exam_id: uuid.UUID, grace_minutes: int,
     ctx: RequestContext,
@@ -192,11 +149,12 @@ async def start(
                                   ExamAttempt.student_id == user.user_id,
                                   ExamAttempt.status == AttemptStatus.in_progress)
     )
-    if open_attempt is not None and not await abandon_if_expired(
-        session, open_attempt, grace_minutes
-    ):
-        return open_attempt, False
-    now = datetime.now(UTC)
+    now = lifecycle.now()
+    if open_attempt is not None:
+        if lifecycle.is_open(open_attempt, now, lifecycle.grace(grace_minutes)):
+            return open_attempt, False
+        await lifecycle.abandon_expired(session, now, lifecycle.grace(grace_minutes),
+                                        open_attempt.id)
     attempt = ExamAttempt(
         exam_id=exam.id,
         student_id=user.user_id,
@@ -224,28 +182,21 @@ async def own_attempt(
     return attempt
 
 
-async def abandon_if_due(session: AsyncSession, attempt_id: uuid.UUID, grace_minutes: int) -> None:
-    """Abandon this attempt if its time plus grace ran out (its own transaction, so the
+async def abandon_if_expired(
+    session: AsyncSession, attempt_id: uuid.UUID, grace_minutes: int
+) -> None:
+    """End this attempt if its time plus grace ran out (in a transaction of its own, so the
     change stands although the request that noticed it then fails with 409)."""
-    ended = await session.scalar(
-        update(ExamAttempt)
-        .where(ExamAttempt.id == attempt_id, ExamAttempt.status == AttemptStatus.in_progress,
-               ExamAttempt.expires_at < func.now() - grace(grace_minutes))
-        .values(status=AttemptStatus.abandoned)
-        .returning(ExamAttempt.id)
-    )
-    if ended is not None:
-        await notify_attempt_ended(session, ended)
-        await enqueue_analysis(session, ended)
+    await lifecycle.abandon_expired(session, lifecycle.now(), lifecycle.grace(grace_minutes),
+                                    attempt_id)
 
 
-async def _require_open(attempt: ExamAttempt, grace_minutes: int) -> None:
-    if attempt.status is AttemptStatus.in_progress and (
-        datetime.now(UTC) > attempt.expires_at + grace(grace_minutes)
-    ):
+def _require_open(attempt: ExamAttempt, now: datetime, grace_minutes: int) -> None:
+    if lifecycle.is_open(attempt, now, lifecycle.grace(grace_minutes)):
+        return
+    if attempt.status is AttemptStatus.in_progress:
         raise Conflict("the attempt's time ran out")
-    if attempt.status is not AttemptStatus.in_progress:
-        raise Conflict(f"the attempt is {attempt.status.value}")
+    raise Conflict(f"the attempt is {attempt.status.value}")
 
 
 def _check_responses(questions: list[dict[str, Any]], responses: dict[str, Any]) -> None:
@@ -267,10 +218,10 @@ async def save_draft(
     grace_minutes: int, keep: int,
 ) -> dict[str, Any]:
     attempt = await own_attempt(session, user, attempt_id, lock=True)
-    await _require_open(attempt, grace_minutes)
+    now = lifecycle.now()
+    _require_open(attempt, now, grace_minutes)
     _check_responses(attempt.submission_data.get("questions", []), body.responses)
     drafts = list(attempt.submission_data.get("drafts", []))
-    now = datetime.now(UTC)
     drafts.append({"saved_at": now.isoformat(), "responses": body.responses})
     # Only the latest `keep`: the attempt's row is rewritten on every save, so its size
     # (and the time a save takes) must not grow with the number of drafts.
@@ -288,7 +239,8 @@ async def submit(
     attempt = await own_attempt(session, user, attempt_id, lock=True)
     if attempt.status is AttemptStatus.completed:
         raise Conflict("the attempt was already submitted")
-    await _require_open(attempt, grace_minutes)
+    now = lifecycle.now()
+    _require_open(attempt, now, grace_minutes)
     questions = attempt.submission_data.get("questions", [])
     drafts = attempt.submission_data.get("drafts", [])
     if body.responses is not None:
@@ -297,22 +249,18 @@ async def submit(
         responses = drafts[-1]["responses"] if drafts else {}
     _check_responses(questions, responses)
     score = sum(schemas.earned_points(q, responses.get(q["id"])) for q in questions)
-    now = datetime.now(UTC)
-    attempt.status = AttemptStatus.completed
-    attempt.score = score
-    attempt.percentage = score / attempt.max_score * 100
     exam = await session.get(Exam, attempt.exam_id)
     assert exam is not None
-    attempt.passed = score >= exam.passing_score
-    attempt.completed_at = now
-    attempt.duration_seconds = int((now - attempt.started_at).total_seconds())
-    attempt.submission_data = attempt.submission_data | {"responses": responses}
-    await notify_attempt_ended(session, attempt.id)
-    await session.flush()
+    await lifecycle.end(
+        session, AttemptStatus.completed, ExamAttempt.id == attempt.id,
+        score=score, percentage=score / attempt.max_score * 100,
+        passed=score >= exam.passing_score, completed_at=now,
+        duration_seconds=int((now - attempt.started_at).total_seconds()),
+        submission_data=attempt.submission_data | {"responses": responses},
+    )
     # The student's counters are rebuilt from the raw tables, the same code `veritas
     # recompute` runs, so incremental updates cannot drift from a full rebuild.
     await analysis.refresh_student(session, attempt.student_id)
-    await enqueue_analysis(session, attempt.id)
     await audit.record(session, ctx, user.user_id, "submit_attempt", "exam_attempt", attempt.id,
                        {"exam_id": str(exam.id), "score": score})
     return attempt

@@ -28,8 +28,8 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from veritas.auth import tokens
-from veritas.db.base import Role
-from veritas.deps import authenticate
+from veritas.db.base import AttemptStatus, Role
+from veritas.deps import authenticate, unit_of_work
 from veritas.errors import (
     Conflict,
     Forbidden,
@@ -40,6 +40,7 @@ from veritas.errors import (
     VeritasError,
     from_database,
 )
+from veritas.exams import lifecycle
 from veritas.json_limits import MAX_DEPTH, json_problem
 from veritas.monitoring.ingest import AttemptInfo, Row, event_row_id
 from veritas.monitoring.rules import evaluate
@@ -141,7 +142,13 @@ async def _attempt(rt: Runtime, user: tokens.Claims, attempt_id: uuid.UUID) -> A
     info = await rt.ingestor.attempt(attempt_id)
     if info is None or (user.role is Role.student and info.student_id != user.user_id):
         raise NotFound("attempt not found")
-    if not info.in_progress or datetime.now(UTC) > info.closes_at:
+    grace = lifecycle.grace(rt.settings.attempt_grace_minutes)
+    now = lifecycle.now()
+    if not lifecycle.is_open(info, now, grace):
+        if info.status is AttemptStatus.in_progress:  # its time ran out: it ends now
+            async with unit_of_work(rt, user) as session:
+                await lifecycle.abandon_expired(session, now, grace, info.id)
+            rt.ingestor.mark_ended(info.id)
         raise Conflict("the attempt has ended; it takes no more events")
     return info
 

@@ -28,13 +28,14 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import asyncpg
 from asyncpg.pgproto.pgproto import UUID as PgUUID
 
 from veritas.core.channels import ATTEMPT_ENDED_CHANNEL
+from veritas.db.base import AttemptStatus
 from veritas.db.unit_of_work import SYSTEM_SERVER_SETTINGS
 from veritas.errors import Invalid, RateLimited, Unavailable
 from veritas.monitoring.limits import EventBuckets
@@ -200,9 +201,9 @@ def event_row_id(attempt_id: uuid.UUID, event_id: uuid.UUID) -> uuid.UUID:
 class AttemptInfo:
     id: uuid.UUID
     student_id: uuid.UUID
-    in_progress: bool
+    status: AttemptStatus
     started_at: datetime
-    closes_at: datetime  # expiry plus grace
+    expires_at: datetime
     rules: dict[str, float]
     loaded_at: float
 
@@ -229,10 +230,6 @@ class Outcome:
 
     stored: list[bool]
     ended: bool
-
-
-class AttemptEnded(Exception):
-    pass
 
 
 Waiter = tuple[list[Row], "asyncio.Future[Outcome]", float]  # rows, answer, arrival
@@ -262,13 +259,12 @@ def refused_value(exc: BaseException) -> bool:
 
 class Ingestor:
     def __init__(
-        self, pool: asyncpg.Pool, dsn: str, *, grace_minutes: int, queue_max_events: int,
+        self, pool: asyncpg.Pool, dsn: str, *, queue_max_events: int,
         max_batch_rows: int, events_per_second: float = 200.0, burst_events: int = 10_000,
         writers: int = WRITERS,
     ) -> None:
         self._pool = pool
         self._dsn = dsn
-        self._grace = timedelta(minutes=grace_minutes)
         self._queue_max = queue_max_events
         self._max_batch = max_batch_rows
         self._writers = max(1, writers)
@@ -314,7 +310,7 @@ class Ingestor:
             return info
         try:
             row = await self._pool.fetchrow(
-                "SELECT a.id, a.student_id, a.status = 'in_progress' AS in_progress,"
+                "SELECT a.id, a.student_id, a.status::text AS status,"
                 " a.started_at, a.expires_at, a.exam_id, e.metadata FROM exam_attempts a"
                 " JOIN exams e ON e.id = a.exam_id WHERE a.id = $1",
                 attempt_id, timeout=5,
@@ -329,8 +325,8 @@ class Ingestor:
             # written before json_limits could hold integers beyond 64 bits).
             metadata = json.loads(metadata)
         info = AttemptInfo(
-            id=row["id"], student_id=row["student_id"], in_progress=row["in_progress"],
-            started_at=row["started_at"], closes_at=row["expires_at"] + self._grace,
+            id=row["id"], student_id=row["student_id"], status=AttemptStatus(row["status"]),
+            started_at=row["started_at"], expires_at=row["expires_at"],
             rules=exam_thresholds(metadata, row["exam_id"]),
             loaded_at=time.monotonic(),
         )
@@ -340,12 +336,8 @@ class Ingestor:
         return info
 
     def mark_ended(self, attempt_id: uuid.UUID) -> None:
-        info = self._attempts.get(attempt_id)
-        if info is not None and info.in_progress:
-            self._attempts[attempt_id] = AttemptInfo(
-                info.id, info.student_id, False, info.started_at, info.closes_at, info.rules,
-                info.loaded_at,
-            )
+        """Forget the attempt: its next request reads how it ended."""
+        self._attempts.pop(attempt_id, None)
 
     async def _listen_loop(self) -> None:
         while True:

@@ -16,6 +16,9 @@ import time
 import uuid
 
 MAX_BUCKETS = 100_000
+# How often an exam page sends a heartbeat: the start response tells the page, and the
+# integrity analysis reads silences in these units.
+HEARTBEAT_SECONDS = 5
 
 
 class EventBuckets:

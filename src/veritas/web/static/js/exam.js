@@ -71,7 +71,10 @@ async function runAttempt(view, box, examId, title) {
   const indicator = h('div', { class: 'indicator' });
   let unmountIndicator = () => {};
   async function startMonitor() {
-    monitor = new VeritasMonitor({ attemptId: attempt.attempt_id, getToken: () => session.token() });
+    monitor = new VeritasMonitor({
+      attemptId: attempt.attempt_id, getToken: () => session.token(),
+      heartbeatMs: attempt.heartbeat_seconds * 1000,
+    });
     await monitor.start();
     window.veritasMonitor = monitor; // for diagnostics and the end-to-end tests
     unmountIndicator();

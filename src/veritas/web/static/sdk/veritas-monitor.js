@@ -21,7 +21,7 @@ export const EVENT_TYPES = [
 
 const DEFAULTS = {
   baseUrl: '',
-  heartbeatMs: 5000,
+  heartbeatMs: 5000, // pass the start response's heartbeat_seconds * 1000; this is its value
   idleMs: 60000,
   typingWindowMs: 10000,
   batchDelayMs: 1000, // gather events for a moment so one request carries several
