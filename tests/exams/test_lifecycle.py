@@ -15,6 +15,7 @@ import pytest
 from tests.support import Api, ServerProcess, drop_database, make_database
 
 from veritas.config import Settings
+from veritas.core.channels import ATTEMPT_ENDED_CHANNEL
 from veritas.db.base import AttemptStatus
 from veritas.db.engine import create_engine, create_sessionmaker
 from veritas.db.unit_of_work import SYSTEM, unit_of_work
@@ -38,7 +39,7 @@ def quiet(database_url: str, server_env: dict[str, str]) -> Iterator[SimpleNames
         with ServerProcess(env) as server, Api(server.base_url) as api, \
                 psycopg.connect(url, autocommit=True) as db, \
                 psycopg.connect(url, autocommit=True) as listener:
-            listener.execute(f"LISTEN {lifecycle.ATTEMPT_ENDED_CHANNEL}")
+            listener.execute(f"LISTEN {ATTEMPT_ENDED_CHANNEL}")
             api.create_admin_cli(env)
             yield SimpleNamespace(api=api, db=db, listener=listener, owner=url, runtime=runtime)
     finally:
