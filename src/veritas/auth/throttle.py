@@ -120,13 +120,18 @@ class PostgresCounters:
     async def reserve(self, session: AsyncSession, budgets: dict[str, Budget],
                       reset_seconds: int) -> int:
         keys = sorted(budgets)  # one locking order for every attempt: no deadlocks
-        await session.execute(
-            text("INSERT INTO throttle_counters (key) SELECT k FROM unnest(CAST(:keys AS text[]))"
-                 " AS k ORDER BY k ON CONFLICT (key) DO NOTHING"), {"keys": keys})
-        rows = (await session.execute(
-            text("SELECT key, hits, extract(epoch FROM clock_timestamp() - last_hit) AS idle"
-                 " FROM throttle_counters WHERE key = ANY(CAST(:keys AS text[]))"
-                 " ORDER BY key FOR UPDATE"), {"keys": keys})).all()
+        rows: list = []
+        # A row deleted while this waited for its lock (the sweeper forgetting an idle key)
+        # comes back missing; counting on without it would let the attempt through uncounted.
+        while len(rows) < len(keys):
+            await session.execute(
+                text("INSERT INTO throttle_counters (key) SELECT k FROM"
+                     " unnest(CAST(:keys AS text[])) AS k ORDER BY k ON CONFLICT (key) DO NOTHING"),
+                {"keys": keys})
+            rows = (await session.execute(
+                text("SELECT key, hits, extract(epoch FROM clock_timestamp() - last_hit) AS idle"
+                     " FROM throttle_counters WHERE key = ANY(CAST(:keys AS text[]))"
+                     " ORDER BY key FOR UPDATE"), {"keys": keys})).all()
         wait = max(budgets[r.key].wait(0 if r.idle > reset_seconds else r.hits, float(r.idle))
                    for r in rows)
         if wait > 0:
@@ -143,7 +148,9 @@ class PostgresCounters:
         await session.execute(
             text("SELECT 1 FROM throttle_counters WHERE key = ANY(CAST(:keys AS text[]))"
                  " ORDER BY key FOR UPDATE"), {"keys": sorted(filter(None, (keys.pair, keys.ip)))})
-        await session.execute(text("DELETE FROM throttle_counters WHERE key = :pair"),
+        # Reset, not deleted: a reservation waiting on this row's lock then reads the reset
+        # count and is counted, where a deleted row would let it through uncounted.
+        await session.execute(text("UPDATE throttle_counters SET hits = 0 WHERE key = :pair"),
                               {"pair": keys.pair})
         if keys.ip:
             await session.execute(
