@@ -12,8 +12,6 @@ from veritas.config import Settings
 from veritas.db.engine import create_engine, create_sessionmaker
 from veritas.db.unit_of_work import SYSTEM, unit_of_work
 
-MATERIALIZED_VIEWS = ("exam_performance_summary", "student_risk_summary")
-
 
 async def refresh_views(url: str) -> None:
     """Refresh the materialized views through their owner's function (the runtime role may
