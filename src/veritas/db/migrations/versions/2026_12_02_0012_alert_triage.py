@@ -1,0 +1,22 @@
+"""Alert status and triage notes.
+
+Reserved in the migration chain so that work landing in parallel keeps one line of
+revisions; it changes nothing until it is filled in.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-02
+"""
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
