@@ -2,9 +2,12 @@
 
 Drives the ASGI app directly (lifespan, middleware, routing, validation, rules, the real
 group-commit writer against PostgreSQL) with a fixed number of concurrent students, and
-prints the process's CPU microseconds per request and per event for single and batch posts.
-The figures leave out what uvicorn's HTTP parsing adds, but they are steady on a busy
-machine (CPU time, not wall time), which makes them the yardstick for request-path changes:
+prints the process's CPU microseconds per request and per event for single and batch posts,
+and PostgreSQL's (its own processes and the benchmark database's backends, when it runs on
+this machine). The figures leave out what uvicorn's HTTP parsing adds, but they are steady on
+a busy machine (CPU time, not wall time), which makes them the yardstick for request-path and
+statement changes. PostgreSQL's figure is clean only on a server of its own (its WAL writer
+and checkpointer serve every database):
 
     .venv/bin/python -m bench.ingest.request_cpu [--requests 4000] [--batch 20]
 """
@@ -17,8 +20,10 @@ import os
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import orjson
 import uvloop
 
@@ -30,15 +35,30 @@ from bench.ingest.common import (
     run,
     seed,
 )
+from bench.ingest.cpu import cpu_seconds, parent_of, postgres_pids
 from veritas.app import create_app
 from veritas.config import Settings
 from veritas.db.migrate import upgrade
 from veritas.db.roles import ensure_runtime_login
 
 
+async def _postgres(url: str) -> Callable[[], float]:
+    """CPU seconds used so far by the database server's processes serving this database."""
+    conn = await asyncpg.connect(url)
+    try:
+        postmaster = parent_of(await conn.fetchval("SELECT pg_backend_pid()"))
+        name = await conn.fetchval("SELECT current_database()")
+    finally:
+        await conn.close()
+    if postmaster is None:  # a server elsewhere: not measurable from here
+        return lambda: float("nan")
+    return lambda: sum(cpu_seconds(postgres_pids(postmaster, name)).values())
+
+
 async def _measure(url: str, requests: int, batch: int, concurrency: int) -> dict[str, Any]:
     secret = secrets.token_urlsafe(40)
     people = await seed(url, concurrency)
+    postgres_cpu = await _postgres(url)
     # As deployed: the least-privilege runtime role, under row-level security.
     runtime = ensure_runtime_login(url)
     settings = Settings(database_url=runtime, migration_database_url=url, jwt_secret=secret,
@@ -100,13 +120,15 @@ async def _measure(url: str, requests: int, batch: int, concurrency: int) -> dic
             path = "/api/monitor/events" if single else "/api/monitor/events/batch"
             # Bodies are made before the clock starts: only the server's work is timed.
             sends = [bodies(k, per_student, single) for k in range(concurrency)]
-            cpu, wall = time.process_time(), time.perf_counter()
+            cpu, wall, pg = time.process_time(), time.perf_counter(), postgres_cpu()
             await asyncio.gather(*(student(k, path, sends[k]) for k in range(concurrency)))
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            pg = postgres_cpu() - pg
             done = per_student * concurrency
             events = done * (1 if single else batch)
             results[name] = {"requests": done, "cpu_us_per_request": round(cpu / done * 1e6, 1),
                              "cpu_us_per_event": round(cpu / events * 1e6, 1),
+                             "postgres_us_per_event": round(pg / events * 1e6, 1),
                              "events_per_s": round(events / wall)}
     return results
 
