@@ -137,11 +137,12 @@ def _events(attempt: ExamAttempt, exam: Exam, honest: bool, rng: random.Random) 
             plan.append(("multiple_faces", "critical", {"count": 2}))
     for i, (kind, severity, data) in enumerate(plan):
         at = attempt.started_at + timedelta(seconds=int(i * 60 * minutes / max(len(plan), 1)))
-        anomaly, score, note = evaluate(kind, severity, data, rules)
+        judged = evaluate(kind, severity, data, rules)
         event_id = uuid.uuid4()
         rows.append((event_row_id(attempt.id, event_id), attempt.started_at, attempt.id,
-                     attempt.student_id, event_id, kind, severity, orjson.dumps(data).decode(),
-                     anomaly, score, note, note, at, at))
+                     attempt.student_id, event_id, kind, judged.severity,
+                     orjson.dumps(data).decode(), judged.anomaly, judged.score,
+                     judged.description, judged.description, at, at))
     return rows
 
 

@@ -296,6 +296,35 @@ def test_anomaly_rules_and_per_exam_thresholds(api: Api, db) -> None:
     assert all(0 < r[3] <= 1 and r[4] for r in rows if r[2])
 
 
+def test_severity_is_the_servers_judgement(api: Api, db) -> None:
+    """An event the rules flag is stored as at least a warning (critical from twice the
+    threshold) whatever the client sent, and its folded alert ranks so; a client may raise a
+    severity, never lower what the rules found."""
+    _, student, attempt = _attempt(api, metadata={"anomaly_rules": {"paste_chars": 100}})
+    events = [
+        {"event_type": "paste", "severity": "normal", "data": {"chars": 150}},
+        {"event_type": "focus_lost", "severity": "normal", "data": {"duration_ms": 25_000}},
+        {"event_type": "multiple_faces", "data": {"count": 2}},
+        {"event_type": "heartbeat", "severity": "warning", "data": {}},
+        {"event_type": "paste", "severity": "normal", "data": {"chars": 20}},
+    ]
+    for event in events:  # one by one: the batch and single paths are the same code below
+        response = api.post("/api/monitor/events", headers=student["headers"],
+                            json={"attempt_id": attempt["attempt_id"], **event})
+        assert response.status_code == 201, response.text
+    stored = {(r[0], r[1]): r[2] for r in db.execute(
+        "SELECT event_type, (data_payload->>'chars')::int, severity::text FROM monitoring_events"
+        " WHERE exam_attempt_id = %s", (attempt["attempt_id"],)).fetchall()}
+    assert stored[("paste", 150)] == "warning"
+    assert stored[("focus_lost", None)] == "critical"  # 25 s against 10 s: over twice
+    assert stored[("multiple_faces", None)] == "warning"  # at its threshold
+    assert stored[("heartbeat", None)] == "warning"  # the client raised it; kept
+    assert stored[("paste", 20)] == "normal"
+    alerts = dict(db.execute("SELECT event_type, severity::text FROM monitoring_alerts"
+                             " WHERE exam_attempt_id = %s", (attempt["attempt_id"],)).fetchall())
+    assert alerts == {"paste": "warning", "focus_lost": "critical", "multiple_faces": "warning"}
+
+
 def test_unstorable_values_are_422_not_5xx(api: Api, db) -> None:
     _, student, attempt = _attempt(api)
     h = student["headers"]

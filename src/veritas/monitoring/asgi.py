@@ -208,7 +208,7 @@ def _row(info: AttemptInfo, event: EventIn, max_payload: int) -> Row:
             event_id = PgUUID(event.event_id)
         except ValueError:
             raise Invalid("event_id must be a UUID") from None
-    anomaly, score, rule_text = evaluate(event.event_type, event.severity, event.data, info.rules)
+    judged = evaluate(event.event_type, event.severity, event.data, info.rules)
     client_ts = event.client_timestamp
     if client_ts is not None:
         client_ts = _utc_instant(client_ts)
@@ -217,11 +217,11 @@ def _row(info: AttemptInfo, event: EventIn, max_payload: int) -> Row:
         exam_attempt_id=info.id,
         event_id=event_id,
         event_type=event.event_type,
-        severity=event.severity,
+        severity=judged.severity,
         data_payload=payload.decode(),
-        anomaly_score=score if anomaly else None,
-        description=rule_text or event.description,
-        analysis_notes=rule_text,
+        anomaly_score=judged.score,
+        description=judged.description or event.description,
+        analysis_notes=judged.description,
         client_timestamp=client_ts,
     )
 

@@ -4,13 +4,19 @@ Thresholds are per exam: `metadata.anomaly_rules` (AnomalyRules) overrides any o
 DEFAULT_RULES. A rule's score is 0.5 at its threshold, rising linearly to
 1.0 at twice the threshold; a `critical` severity from the monitoring module is an anomaly
 with score 1.0 on its own.
+
+The stored severity is the server's judgement, not only the client's: an event a rule flags
+is at least `warning`, and `critical` from twice its threshold (score 1.0). The browser SDK
+sends every event as `normal`, and the alert list ranks by severity, so without this a live
+anomaly would sort below every event a monitoring module marked itself. A client may still
+raise an event's severity, never lower what the rules found.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 
@@ -69,10 +75,18 @@ _MEASURED = {
 }
 
 
+class Judgement(NamedTuple):
+    """What the rules make of one event."""
+
+    anomaly: bool
+    score: float | None  # None unless an anomaly
+    description: str | None  # the rule that fired, in words
+    severity: str  # the severity to store: the client's, raised by what the rules found
+
+
 def evaluate(
     event_type: str, severity: str, data: dict[str, Any], rules: dict[str, float]
-) -> tuple[bool, float | None, str | None]:
-    """(is_anomaly, anomaly_score, description) for one event."""
+) -> Judgement:
     measured = _MEASURED.get(event_type)
     if measured is not None:
         field, rule, text = measured
@@ -83,9 +97,10 @@ def evaluate(
                 score = min(1.0, 0.5 + 0.5 * (value - threshold) / threshold)
                 if severity == "critical":
                     score = 1.0
-                return True, round(score, 4), text.format(
+                judged = "critical" if score >= 1.0 else "warning"
+                return Judgement(True, round(score, 4), text.format(
                     v=value, t=threshold, s=value / 1000, ts=threshold / 1000
-                )
+                ), judged)
     if severity == "critical":
-        return True, 1.0, f"critical {event_type} event"
-    return False, None, None
+        return Judgement(True, 1.0, f"critical {event_type} event", severity)
+    return Judgement(False, None, None, severity)
