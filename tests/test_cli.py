@@ -64,7 +64,23 @@ def test_demo_fills_a_school(server_env: dict[str, str], db, api) -> None:
     login = api.post("/api/auth/login", json={"email": teacher, "password": "Demo-pass-2026!"})
     assert login.status_code == 200
     again = _veritas(server_env, "demo", "--students", "12", "--password", "Demo-pass-2026!")
-    assert again.returncode != 0 and "already" in (again.stderr + again.stdout)
+    assert again.returncode != 0 and "--reset-passwords" in (again.stderr + again.stdout)
+    # Run again with --reset-passwords: one new password for every demo account, printed; the
+    # old password and the sessions opened with it end.
+    session = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    reset = _veritas(server_env, "demo", "--reset-passwords", "--password", "Fresh-pass-2027?")
+    assert reset.returncode == 0, reset.stderr
+    assert "Fresh-pass-2027?" in reset.stdout and "Demo-pass-2026!" not in reset.stdout
+    assert api.post("/api/auth/login", json={"email": teacher, "password": "Demo-pass-2026!"}
+                    ).status_code == 401
+    assert api.post("/api/auth/login", json={"email": teacher, "password": "Fresh-pass-2027?"}
+                    ).status_code == 200
+    deadline = time.monotonic() + 5
+    while api.get("/api/auth/me", headers=session).status_code != 401:
+        assert time.monotonic() < deadline, "a session from before the reset still works"
+        time.sleep(0.1)
+    assert db.execute("SELECT details->>'accounts' FROM audit_logs"
+                      " WHERE action = 'reset_demo_passwords'").fetchone()[0] == str(users)
     # Its attempts are queued for analysis like real submits, and the server's worker runs
     # them: a newcomer sees integrity scores, not blanks.
     deadline = time.monotonic() + 60

@@ -176,11 +176,15 @@ def cmd_audit_verify(_args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from veritas.demo import build_demo
+    from veritas.demo import build_demo, reset_demo_passwords
     from veritas.errors import Invalid
 
     try:
-        asyncio.run(build_demo(database_url(), password=args.password, students=args.students))
+        if args.reset_passwords:
+            asyncio.run(reset_demo_passwords(database_url(), args.password))
+        else:
+            asyncio.run(build_demo(database_url(), password=args.password,
+                                   students=args.students))
     except Invalid as exc:  # a --password the policy refuses
         sys.exit(f"error: {exc.detail}")
 
@@ -265,6 +269,9 @@ def main(argv: list[str] | None = None) -> None:
     demo = sub.add_parser("demo", help="fill an empty database with a believable school")
     demo.add_argument("--password", help="password for every demo account (default: random)")
     demo.add_argument("--students", type=int, default=40)
+    demo.add_argument("--reset-passwords", action="store_true",
+                      help="on a database that has the demo school: give every demo account a"
+                           " new password (--password or random), print it, end their sessions")
     demo.set_defaults(func=cmd_demo)
 
     importer = sub.add_parser("import", help="load an external dataset (OULAD) into Veritas")

@@ -17,9 +17,10 @@ import orjson
 from sqlalchemy import func, select, text
 
 from veritas.analysis.service import refresh_student
+from veritas.audit import service as audit
 from veritas.auth import passwords
 from veritas.auth.models import User
-from veritas.auth.service import create_profile
+from veritas.auth.service import create_profile, replace_passwords
 from veritas.config import Settings
 from veritas.core.queue import enqueue_analysis
 from veritas.db.base import AttemptStatus, Role
@@ -146,6 +147,29 @@ def _events(attempt: ExamAttempt, exam: Exam, honest: bool, rng: random.Random) 
     return rows
 
 
+async def reset_demo_passwords(url: str, password: str | None) -> None:
+    """Give every demo account one new password (printed), ending their sessions."""
+    settings = Settings(database_url=url, debug=True)
+    password = password or secrets.token_urlsafe(12)
+    passwords.check_policy(password)
+    hashed = await passwords.hash_password(password, settings.bcrypt_rounds)
+    engine = create_engine(settings, url)
+    try:
+        async with unit_of_work(create_sessionmaker(engine), SYSTEM) as session:
+            ids = list((await session.scalars(
+                select(User.id).where(User.email.like(f"%@{DOMAIN}")))).all())
+            if not ids:
+                raise SystemExit("there is no demo school in this database: `veritas demo`"
+                                 " makes one")
+            await replace_passwords(session, ids, hashed)
+            await audit.record(session, None, None, "reset_demo_passwords", "user", None,
+                               {"via": "cli", "accounts": len(ids)})
+    finally:
+        await engine.dispose()
+    print(f"new password for every demo account ({len(ids)}): {password}")
+    print(f"teachers: {', '.join(f'{u}@{DOMAIN}' for u, _, _ in TEACHERS)}")
+
+
 async def build_demo(url: str, *, password: str | None, students: int) -> None:
     settings = Settings(database_url=url, debug=True)
     password = password or secrets.token_urlsafe(12)
@@ -160,7 +184,8 @@ async def build_demo(url: str, *, password: str | None, students: int) -> None:
                 select(func.count()).select_from(User).where(User.email.like(f"%@{DOMAIN}"))
             )
             if exists:
-                raise SystemExit("the demo school is already in this database")
+                raise SystemExit("the demo school is already in this database;"
+                                 " `veritas demo --reset-passwords` prints new passwords")
             teachers = {}
             for username, name, subject in TEACHERS:
                 user = User(email=f"{username}@{DOMAIN}", username=username, full_name=name,

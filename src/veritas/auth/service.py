@@ -241,6 +241,25 @@ async def logout(
     await audit.record(session, ctx, access.user_id, "logout", "user", access.user_id)
 
 
+async def replace_passwords(
+    session: AsyncSession, user_ids: list[uuid.UUID], password_hash: str
+) -> None:
+    """Give these users a new password hash and end every session they have: a token issued
+    under the old password must not outlive it."""
+    if not user_ids:
+        return
+    await session.execute(update(User).where(User.id.in_(user_ids))
+                          .values(password_hash=password_hash))
+    result = await session.execute(
+        update(AuthToken)
+        .where(AuthToken.user_id.in_(user_ids), AuthToken.revoked_at.is_(None),
+               AuthToken.expires_at > func.now())
+        .values(revoked_at=func.now())
+        .returning(AuthToken.jti, AuthToken.expires_at)
+    )
+    await _announce(session, [revoke_message(j, e.timestamp()) for j, e in result.all()])
+
+
 async def set_active(
     session: AsyncSession, actor: tokens.Claims, user_id: uuid.UUID, active: bool,
     ctx: RequestContext,
