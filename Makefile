@@ -21,6 +21,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 # Rewrite the lock files from pyproject.toml's pins (after changing one).
 lock:

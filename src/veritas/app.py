@@ -8,6 +8,7 @@ import gc
 import hmac
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request, Response
@@ -192,6 +193,7 @@ async def _warn_if_too_powerful(pool: asyncpg.Pool, settings: Settings) -> None:
     """Say loudly when the runtime role could get around row-level security or the audit
     log's grants: PostgreSQL then no longer checks the application."""
     row = await pool.fetchrow(POWER_SQL)
+    assert row is not None  # the current user always has its pg_roles row
     reasons = too_powerful(row["rolsuper"], row["rolbypassrls"], row["owns_tables"])
     if not reasons:
         return
@@ -286,12 +288,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CountRequests)
     generate_openapi = app.openapi
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            generate_openapi()["paths"].update(MONITOR_PATHS)  # cached in app.openapi_schema
+            app.openapi_schema = generate_openapi()
+            app.openapi_schema["paths"].update(MONITOR_PATHS)
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
 
     @app.exception_handler(VeritasError)
     async def veritas_error(_request: Request, exc: VeritasError) -> JSONResponse:

@@ -117,7 +117,7 @@ def _answer(question: dict[str, Any], skill: float, rng: random.Random) -> Any:
     return "I think the key idea is " + rng.choice(["balance", "change", "cause and effect"])
 
 
-def _events(attempt: ExamAttempt, exam: Exam, honest: bool, rng: random.Random) -> list[tuple]:
+def _events(attempt: ExamAttempt, exam: Exam, honest: bool, rng: random.Random) -> list[tuple[Any, ...]]:
     """Heartbeats, typing, and for some students long focus losses and big pastes."""
     rules = exam_settings(exam.metadata_).anomaly_thresholds
     rows = []
@@ -223,7 +223,7 @@ async def build_demo(url: str, *, password: str | None, students: int) -> None:
                                                   can_view_analytics=True,
                                                   granted_by=creator.id))
                 exams.append(exam)
-            event_rows: list[tuple] = []
+            event_rows: list[tuple[Any, ...]] = []
             for user, skill, honest in pupils:
                 for exam in rng.sample(exams, k=rng.randint(2, 4)):
                     started = now - timedelta(days=rng.randint(1, 50), minutes=rng.randint(0, 600))
@@ -250,10 +250,11 @@ async def build_demo(url: str, *, password: str | None, students: int) -> None:
                                           {"s": started})
                     event_rows += _events(attempt, exam, honest, rng)
             raw = await (await session.connection()).get_raw_connection()
-            await copy_events(raw.driver_connection, event_rows, EVENT_COLUMNS)
+            driver = raw.driver_connection  # asyncpg's, under the session's transaction
+            assert driver is not None  # only a closed connection has none
+            await copy_events(driver, event_rows, EVENT_COLUMNS)
             # Written around the ingestion writer, so their alerts are folded here.
-            await raw.driver_connection.execute(
-                REFOLD_SQL, list({row[2] for row in event_rows}))
+            await driver.execute(REFOLD_SQL, list({row[2] for row in event_rows}))
     finally:
         await engine.dispose()
     await refresh_views(url)

@@ -6,7 +6,7 @@ import ipaddress
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -24,7 +24,8 @@ from veritas.runtime import Runtime
 bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/login", auto_error=False)
 
 def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+    app_runtime: Runtime = request.app.state.runtime  # set by create_app's lifespan
+    return app_runtime
 
 
 # Dependencies are coroutines: FastAPI runs a plain `def` dependency in a thread, which costs
@@ -149,7 +150,7 @@ async def _transaction(request: Request, caller: MaybeUser) -> AsyncIterator[Asy
 SessionDep = Annotated[AsyncSession, Depends(_transaction, scope="function")]
 
 
-def require_role(*roles: Role):
+def require_role(*roles: Role) -> Any:  # what Depends() returns
     async def check(user: CurrentUser) -> tokens.Claims:
         if user.role not in roles:
             raise Forbidden(f"requires role {' or '.join(r.value for r in roles)}")

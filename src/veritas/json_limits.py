@@ -89,7 +89,8 @@ def body_problem(body: bytes) -> str | None:
 
 
 def _is_json(scope: Scope) -> bool:
-    for key, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]  # ASGI: raw names, lowercased
+    for key, value in headers:
         if key == b"content-type":
             media = value.split(b";")[0].strip().lower()
             return media == b"application/json" or media.endswith(b"+json")

@@ -18,7 +18,8 @@ from veritas.errors import Conflict, Invalid
 
 async def user_count(url: str) -> int:
     async with system_session(url) as session:
-        return await session.scalar(text("SELECT count(*) FROM users"))
+        count: int = await session.scalar(text("SELECT count(*) FROM users"))
+        return count
 
 
 async def create_admin(url: str, email: str, username: str, password: str) -> uuid.UUID:

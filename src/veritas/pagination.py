@@ -6,7 +6,7 @@ import base64
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Query
@@ -50,9 +50,10 @@ def decode_cursor(cursor: str, *parsers: Callable[[str], Any]) -> tuple[Any, ...
 
 
 TIME_AND_ID = (datetime.fromisoformat, uuid.UUID)
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
 
 
-def newest_first(query: Select, sort_col: Any, id_col: Any, page: PageParams) -> Select:
+def newest_first(query: _Query, sort_col: Any, id_col: Any, page: PageParams) -> _Query:
     """Order by (sort_col, id) descending, starting after the cursor; fetch one extra row."""
     if page.cursor:
         sort_value, row_id = decode_cursor(page.cursor, *TIME_AND_ID)
@@ -60,7 +61,7 @@ def newest_first(query: Select, sort_col: Any, id_col: Any, page: PageParams) ->
     return query.order_by(sort_col.desc(), id_col.desc()).limit(page.limit + 1)
 
 
-def oldest_first(query: Select, sort_col: Any, id_col: Any, page: PageParams) -> Select:
+def oldest_first(query: _Query, sort_col: Any, id_col: Any, page: PageParams) -> _Query:
     """Order by (sort_col, id) ascending, starting after the cursor; fetch one extra row."""
     if page.cursor:
         sort_value, row_id = decode_cursor(page.cursor, *TIME_AND_ID)

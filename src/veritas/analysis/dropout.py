@@ -322,7 +322,7 @@ def _assessment(model: Mapping[str, Any], contributions: list[tuple[str, float]]
 
 def _contribution(value: float | None, spec: Mapping[str, Any]) -> float:
     # Standardised, so a contribution is the log-odds shift from the training-average student.
-    return spec["coef"] * (transform_feature(value, spec) - spec["mean"]) / spec["scale"]
+    return float(spec["coef"] * (transform_feature(value, spec) - spec["mean"]) / spec["scale"])
 
 
 def _confidence(logit: float, thresholds: Iterable[float]) -> float:
@@ -356,7 +356,7 @@ def _interpolate(days: list[float], values: list[float], day: float) -> float:
 def feature_value(features: RiskFeatures, name: str, model: Mapping[str, Any]) -> float | None:
     """The value of feature `name` as the model scores it: a missing course_prior is all
     courses' rate on that day; any other missing value stays None (the spec imputes it)."""
-    value = getattr(features, name)
+    value: float | None = getattr(features, name)
     if value is None and name == "course_prior":  # a new course: all courses' rate that day
         table = model["course_priors"]
         day = features.course_day if features.course_day is not None else table["days"][0]
@@ -387,4 +387,5 @@ def _weighted_mean(pairs: list[tuple[float, float]]) -> float | None:
 @cache
 def _model() -> dict[str, Any]:
     text = resources.files("veritas.analysis").joinpath("dropout_model.json").read_text()
-    return json.loads(text)
+    model: dict[str, Any] = json.loads(text)
+    return model

@@ -216,7 +216,8 @@ def _solve(z: Sequence[Sequence[float]], y: Sequence[float], signs: Sequence[int
     raise RuntimeError("the dropout fit did not settle")
 
 
-def _newton(z, y, signs, w, fixed, offset):
+def _newton(z: Sequence[Sequence[float]], y: Sequence[float], signs: Sequence[int],
+            w: Sequence[float], fixed: set[int], offset: Sequence[float]) -> list[float]:
     """Newton's method on the coefficients not in `fixed`, stopping at any sign bound it
     reaches (that coefficient joins `fixed`)."""
     w = list(w)
@@ -250,7 +251,9 @@ def _newton(z, y, signs, w, fixed, offset):
     raise RuntimeError("the dropout fit did not converge")
 
 
-def _loss(z, y, w, offset, *, need_hessian=True, need_gradient=True):
+def _loss(z: Sequence[Sequence[float]], y: Sequence[float], w: Sequence[float],
+          offset: Sequence[float], *, need_hessian: bool = True, need_gradient: bool = True,
+          ) -> tuple[float, list[float], list[list[float]]]:
     """(penalised log-loss, gradient, Hessian) at w; the intercept is not penalised."""
     k = len(w)
     value = 0.5 * L2 * sum(v * v for v in w[1:])

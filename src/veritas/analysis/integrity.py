@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from difflib import SequenceMatcher
 from statistics import median
-from typing import Any
+from typing import Any, TypeGuard
 
 from veritas.monitoring.limits import HEARTBEAT_SECONDS
 
@@ -202,7 +202,8 @@ def _merge(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]
     return merged
 
 
-def _absences(events, times, types) -> list[tuple[float, float]]:
+def _absences(events: Sequence[Mapping[str, Any]], times: Sequence[float | None],
+              types: Collection[str]) -> list[tuple[float, float]]:
     """Merged [start, end] of the reported absences of these types, blips dropped."""
     # A tab switch fires both focus_lost and visibility_hidden: merge before summing.
     spans = _merge((t - _duration(e), t) for e, t in zip(events, times)
@@ -236,7 +237,8 @@ def attempt_signals(
     """
     times = _event_times(events)
     known = [t for t in times if t is not None]
-    start = _seconds(started_at) if started_at is not None else (min(known) if known else 0.0)
+    started = _seconds(started_at)
+    start = started if started is not None else (min(known) if known else 0.0)
     end = start + duration_seconds if duration_seconds else max(known, default=start)
     total = max(end - start, 1e-9)
 
@@ -270,9 +272,11 @@ def attempt_signals(
     }
 
 
-def _paste_jumps(events, times, drafts, final, free_text_ids, end) -> int:
+def _paste_jumps(events: Sequence[Mapping[str, Any]], times: Sequence[float | None],
+                 drafts: Sequence[Mapping[str, Any]], final: Mapping[str, str],
+                 free_text_ids: Collection[str] | None, end: float) -> int:
     """Draft-to-draft jumps (low thinking quality, large) with a big enough paste in between."""
-    states: list[tuple[float | None, dict[str, str]]] = [(None, {})]  # attempts start empty
+    states: list[tuple[float | None, Mapping[str, str]]] = [(None, {})]  # attempts start empty
     for d in drafts:
         responses = d.get("responses", d) if isinstance(d.get("responses"), Mapping) else d
         states.append((_seconds(d.get("saved_at")), _texts(responses, free_text_ids)))
@@ -294,7 +298,8 @@ def _paste_jumps(events, times, drafts, final, free_text_ids, end) -> int:
     return jumps
 
 
-def _peer_signal(final, peer_responses, free_text_ids) -> float | None:
+def _peer_signal(final: Mapping[str, str], peer_responses: Sequence[Mapping[str, Any]],
+                 free_text_ids: Collection[str] | None) -> float | None:
     """Highest containment of any long free-text answer in another attempt's answer."""
     best = None
     for qid, text in final.items():
@@ -306,7 +311,8 @@ def _peer_signal(final, peer_responses, free_text_ids) -> float | None:
     return best
 
 
-def _coverage(events, times, start: float, end: float) -> dict[str, Any]:
+def _coverage(events: Sequence[Mapping[str, Any]], times: Sequence[float | None],
+              start: float, end: float) -> dict[str, Any]:
     """Telemetry gaps (silences > GAP_FACTOR heartbeats) and the share of the attempt covered.
 
     Any event shows the client alive; a reported focus/visibility absence covers its span, as
@@ -401,5 +407,5 @@ def score_attempt(
         gaps=[tuple(g) for g in signals.get("gaps") or []])
 
 
-def _is_number(x: Any) -> bool:
+def _is_number(x: object) -> TypeGuard[float]:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)

@@ -15,7 +15,7 @@ from veritas.audit import service as audit
 from veritas.db.base import AttemptStatus, DropoutRisk
 from veritas.deps import Admin, ContextDep, SessionDep, Staff
 from veritas.errors import Conflict, NotFound
-from veritas.exams.models import ExamAttempt
+from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.permissions import ExamRight, require_attempt
 from veritas.json_limits import StorableObject
 
@@ -75,7 +75,8 @@ class ReviewIn(BaseModel):
                           "a decision on the whole attempt")
 
 
-async def _reviewable(session: SessionDep, user: Staff, attempt_id: uuid.UUID):
+async def _reviewable(session: SessionDep, user: Staff,
+                      attempt_id: uuid.UUID) -> tuple[ExamAttempt, Exam]:
     return await require_attempt(session, user, attempt_id, ExamRight.analytics)
 
 

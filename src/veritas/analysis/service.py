@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from statistics import fmean
@@ -100,7 +101,7 @@ def _responses(attempt: ExamAttempt) -> dict[str, Any]:
     return data.get("responses") or (drafts[-1]["responses"] if drafts else {})
 
 
-def _course_start(exams: list[Any], first_attempt: datetime) -> date:
+def _course_start(exams: Sequence[Any], first_attempt: datetime) -> date:
     """Day 0 of the student's course: the earliest `course_start` their subjects' exams
     declare in their settings, else the day of their first completed attempt."""
     declared = [s.course_start for s in (lenient_settings(e.metadata_, e.id) for e in exams)
@@ -134,7 +135,7 @@ async def _risk(session: AsyncSession, student_id: uuid.UUID) -> tuple[Any, Any]
         select(Exam.id, Exam.due_at, Exam.metadata_)
         .where(or_(Exam.id.in_(list(done)), and_(Exam.subject.in_(subjects), Exam.is_published)))
     )).all()
-    means = dict((await session.execute(
+    means: dict[uuid.UUID, float | None] = dict((await session.execute(
         select(ExamAttempt.exam_id, func.avg(ExamAttempt.percentage))
         .where(ExamAttempt.exam_id.in_(list(done)), ExamAttempt.status == AttemptStatus.completed)
         .group_by(ExamAttempt.exam_id)
@@ -143,13 +144,13 @@ async def _risk(session: AsyncSession, student_id: uuid.UUID) -> tuple[Any, Any]
     start = _course_start(exams, first)
     work = []
     for exam in exams:
-        attempt = done.get(exam.id)
+        taken = done.get(exam.id)
         weight = lenient_settings(exam.metadata_, exam.id).grade_weight
         work.append(dropout.CourseWork(
             exam_id=str(exam.id), due_at=exam.due_at, weight=weight,
-            completed_at=attempt.completed_at if attempt else None,
-            percentage=attempt.percentage if attempt else None,
-            banked=bool(attempt and (attempt.metadata_ or {}).get("banked")),
+            completed_at=taken.completed_at if taken else None,
+            percentage=taken.percentage if taken else None,
+            banked=bool(taken and (taken.metadata_ or {}).get("banked")),
         ))
     history = dropout.history_from_course(
         work, start, load=float(len(subjects)))
@@ -328,7 +329,7 @@ def _trend(values: list[float]) -> str | None:
 
 
 async def student_aggregates(
-    session: AsyncSession, student_id: uuid.UUID, exam_ids: Select | None = None
+    session: AsyncSession, student_id: uuid.UUID, exam_ids: Select[uuid.UUID] | None = None
 ) -> dict[str, Any]:
     """Every denormalized field of a student, computed from the raw tables; `exam_ids` (a
     subquery) limits them to those exams' attempts, as a teacher who sees only some may ask."""

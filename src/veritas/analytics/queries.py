@@ -21,6 +21,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import Label
 
 from veritas.analysis.models import AnalysisAlert, BehaviorAnalysis
 from veritas.auth.models import PerformanceMetrics, StudentProfile, User
@@ -53,7 +54,8 @@ def profile_dict(
 
 
 async def history(
-    session: AsyncSession, student_id: uuid.UUID, scope: Select | None = None, limit: int = 50
+    session: AsyncSession, student_id: uuid.UUID, scope: Select[uuid.UUID] | None = None,
+    limit: int = 50,
 ) -> list[dict[str, Any]]:
     """A student's attempts, newest first; `scope` limits them to some exam ids."""
     query = (
@@ -159,7 +161,7 @@ def attempt_dict(attempt: ExamAttempt, exam: Exam) -> dict[str, Any]:
 # only), computed live: the view lags by up to a refresh interval, so a teacher would see an
 # exam's students next to stale counts. A page of exams' attempts is cheap through
 # ix_exam_attempts_exam_student. The view and its scheduled refresh stay in the schema.
-def _stat_columns() -> tuple:
+def _stat_columns() -> tuple[Label[Any], ...]:
     a = ExamAttempt
     return (
         func.count(distinct(a.student_id)).label("unique_students"),
@@ -183,7 +185,7 @@ def _stats(row: Any) -> dict[str, Any]:
     return values
 
 
-async def teacher_exam_stats(session: AsyncSession, user: Claims, limit: int = 100) -> list[dict]:
+async def teacher_exam_stats(session: AsyncSession, user: Claims, limit: int = 100) -> list[dict[str, Any]]:
     """The caller's newest exams with their figures, in one grouped query."""
     shown = restrict(select(Exam.id, Exam.title, Exam.subject, Exam.is_published,
                             Exam.created_at).order_by(Exam.created_at.desc()).limit(limit),
@@ -242,7 +244,7 @@ async def exam_analytics(session: AsyncSession, exam: Exam) -> dict[str, Any]:
             "students": list(students.values())}
 
 
-async def flagged_students(session: AsyncSession, user: Claims, limit: int = 50) -> list[dict]:
+async def flagged_students(session: AsyncSession, user: Claims, limit: int = 50) -> list[dict[str, Any]]:
     query = (
         select(User.id, User.username, User.full_name,
                func.count(ExamAttempt.id).label("flagged_attempts"),
@@ -261,7 +263,7 @@ async def flagged_students(session: AsyncSession, user: Claims, limit: int = 50)
     ]
 
 
-def alerts_query(user: Claims, since: datetime) -> Select:
+def alerts_query(user: Claims, since: datetime) -> Select[*tuple[Any, ...]]:
     """Alerts updated since `since` at exams the caller may analyze: anomalies folded per
     attempt and event type (with their count), and alerts raised by analyses, as one
     selectable with the same columns."""

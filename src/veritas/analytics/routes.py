@@ -34,7 +34,7 @@ from veritas.deps import (
 )
 from veritas.errors import Invalid, NotFound, Unauthorized
 from veritas.exams import service as exams
-from veritas.exams.models import Exam
+from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.permissions import ExamRight, require_attempt, require_exam, visible_exam_ids
 from veritas.exams.schemas import exam_out
 from veritas.json_limits import json_problem
@@ -140,7 +140,8 @@ async def student_detail(
     }
 
 
-async def _visible_attempt(session: SessionDep, user: Staff, attempt_id: uuid.UUID) -> tuple:
+async def _visible_attempt(session: SessionDep, user: Staff,
+                           attempt_id: uuid.UUID) -> tuple[ExamAttempt, Exam]:
     # One attempt of an exam the caller may view (can_view), as API.md's attempt views say.
     return await require_attempt(session, user, attempt_id, ExamRight.view)
 

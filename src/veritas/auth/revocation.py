@@ -20,11 +20,15 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from veritas.core.channels import REVOCATION_CHANNEL
 from veritas.db.unit_of_work import SYSTEM_SERVER_SETTINGS
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,7 @@ class RevocationCache:
         self._locked: set[uuid.UUID] = set()
         self._healthy = False
         self._task: asyncio.Task[None] | None = None
-        self._redis = None  # redis.asyncio.Redis when configured
+        self._redis: Redis | None = None  # when configured
         # Users found present and active, with when each was last served (monotonic).
         self._present: dict[uuid.UUID, float] = {}
         self._watching = False
@@ -231,4 +235,4 @@ class RevocationCache:
                     next_resync = time.monotonic() + RESYNC_SECONDS
         finally:
             self._healthy = False
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated

@@ -24,11 +24,12 @@ import hashlib
 import hmac
 import ipaddress
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.config import Settings
@@ -50,7 +51,7 @@ class Budget:
         if failures < self.free:
             return 0.0
         doublings = min(failures - self.free, _MAX_DOUBLINGS)
-        return max(0.0, min(self.max_delay, self.delay * 2**doublings) - idle)
+        return max(0.0, min(self.max_delay, self.delay * 2.0**doublings) - idle)
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class PostgresCounters:
     async def reserve(self, session: AsyncSession, budgets: dict[str, Budget],
                       reset_seconds: int) -> int:
         keys = sorted(budgets)  # one locking order for every attempt: no deadlocks
-        rows: list = []
+        rows: Sequence[Row[*tuple[Any, ...]]] = ()
         # A row deleted while this waited for its lock (the sweeper forgetting an idle key)
         # comes back missing; counting on without it would let the attempt through uncounted.
         while len(rows) < len(keys):

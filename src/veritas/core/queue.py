@@ -35,5 +35,6 @@ async def enqueue_analysis(session: AsyncSession, *attempt_ids: uuid.UUID) -> in
     pending; returns how many."""
     if not attempt_ids:
         return 0
-    return await session.scalar(
+    queued: int = await session.scalar(
         _DEFER, {"queue": ANALYSIS_QUEUE, "task": ANALYZE_TASK, "ids": list(attempt_ids)})
+    return queued

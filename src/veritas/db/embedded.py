@@ -21,11 +21,11 @@ def start_embedded(data_dir: Path, *, stop_on_exit: bool = True) -> str:
         # XDG_RUNTIME_DIR is unset (containers, cron, su) and falls back to /tmp/runtime-UID:
         # fine, and every Veritas process falls back the same way.
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        import pgserver
+        from pgserver.postgres_server import get_server
 
     pg_dir = (data_dir / "pg").resolve()
     pg_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pg_dir, cleanup_mode="stop" if stop_on_exit else None)
+    server = get_server(pg_dir, cleanup_mode="stop" if stop_on_exit else None)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
     if "(1 row)" not in exists:
         server.psql(f"CREATE DATABASE {DATABASE_NAME};")

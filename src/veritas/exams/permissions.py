@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import enum
 import uuid
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select, true
+from sqlalchemy import Select, SQLColumnExpression, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.auth.tokens import Claims
 from veritas.db.base import Role
 from veritas.errors import Forbidden, NotFound
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
+
+# Any SELECT, whatever its columns: restrict() hands back the query it was given.
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
 
 
 class ExamRight(enum.Enum):
@@ -28,7 +32,7 @@ class ExamRight(enum.Enum):
     analytics = "can_view_analytics"
 
 
-def visible_exam_ids(user: Claims, right: ExamRight) -> Select | None:
+def visible_exam_ids(user: Claims, right: ExamRight) -> Select[uuid.UUID] | None:
     """Subquery of the exam ids the caller holds `right` on; None means every exam (admin)."""
     if user.role is Role.admin:
         return None
@@ -40,10 +44,11 @@ def visible_exam_ids(user: Claims, right: ExamRight) -> Select | None:
     )
 
 
-def restrict(query: Select, exam_id_col: object, user: Claims, right: ExamRight) -> Select:
+def restrict(query: _Query, exam_id_col: SQLColumnExpression[uuid.UUID], user: Claims,
+             right: ExamRight) -> _Query:
     """Apply the caller's exam rights to a query's WHERE clause."""
     allowed = visible_exam_ids(user, right)
-    return query if allowed is None else query.where(exam_id_col.in_(allowed))  # type: ignore[attr-defined]
+    return query if allowed is None else query.where(exam_id_col.in_(allowed))
 
 
 async def require_exam(

@@ -52,7 +52,7 @@ class Question(BaseModel):
         elif self.options:
             raise ValueError(f"question {self.id}: only choice questions have options")
         if self.type is QuestionType.single_choice:
-            if not isinstance(self.correct, str) or self.correct not in self.options:
+            if not isinstance(self.correct, str) or self.correct not in (self.options or []):
                 raise ValueError(f"question {self.id}: correct must be one of the options")
         elif self.type is QuestionType.multiple_choice:
             if not isinstance(self.correct, list) or not self.correct:

@@ -19,7 +19,7 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 import orjson
@@ -96,11 +96,14 @@ def _body_schema(struct: type) -> dict[str, Any]:
         "application/json": {"schema": inline(schema)}}}}
 
 
+_Body = TypeVar("_Body")
+
+
 class _ClientGone(Exception):
     """The client disconnected before its body arrived: there is nobody to answer."""
 
 
-async def _decode(receive: Receive, decoder: msgspec.json.Decoder) -> Any:
+async def _decode(receive: Receive, decoder: msgspec.json.Decoder[_Body]) -> _Body:
     chunks = []
     while True:
         message = await receive()
@@ -120,7 +123,8 @@ async def _decode(receive: Receive, decoder: msgspec.json.Decoder) -> Any:
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]  # ASGI: raw names, lowercased
+    for key, value in headers:
         if key == name:
             return value.decode("latin-1")
     return None

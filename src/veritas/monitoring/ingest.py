@@ -487,8 +487,8 @@ class Ingestor:
                 self._fail(batch, exc)
             return conn
         self.stats["flushes"] += 1
-        inserted = set()
-        live = set()
+        inserted: set[uuid.UUID] = set()  # event ids
+        live: set[uuid.UUID] = set()  # attempt ids
         for record in result:
             (inserted if record[0] else live).add(record[1])
         self.stats["events_stored"] += len(inserted)

@@ -139,12 +139,12 @@ async def load_enrolments(
         registration = json.loads(row["registration"])
         work = []
         for exam in by_cohort.get(row["cohort"], []):
-            attempt = handed_in.get((exam["id"], row["id"]))
+            taken = handed_in.get((exam["id"], row["id"]))
             work.append(CourseWork(
                 exam_id=str(exam["id"]), due_at=exam["due_at"], weight=exam["weight"],
-                completed_at=attempt["completed_at"] if attempt else None,
-                percentage=attempt["percentage"] if attempt else None,
-                banked=bool(attempt and attempt["banked"]),
+                completed_at=taken["completed_at"] if taken else None,
+                percentage=taken["percentage"] if taken else None,
+                banked=bool(taken and taken["banked"]),
             ))
         credits = registration.get("studied_credits")
         starts = {exam["start"] for exam in by_cohort.get(row["cohort"], [])}

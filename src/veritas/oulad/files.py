@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,9 +130,9 @@ def read_dataset(directory: Path, progress: Callable[[str, int], None] | None = 
     lengths: dict[tuple[str, str], int | None] = {}
     if (directory / "courses.csv").exists():
         for row in _rows(directory / "courses.csv"):
-            key = (row.module(), row.presentation())
-            row.unique(lengths, key)
-            lengths[key] = row.int_or_none("module_presentation_length")
+            course = (row.module(), row.presentation())
+            row.unique(lengths, course)
+            lengths[course] = row.int_or_none("module_presentation_length")
         report("courses.csv", len(lengths))
 
     assessments: dict[str, Assessment] = {}
@@ -281,7 +281,7 @@ class _Row:
             self.fail(f"{name} is empty")
         return value
 
-    def unique(self, seen: dict, key: str | tuple[str, ...]) -> None:
+    def unique(self, seen: Container[object], key: str | tuple[str, ...]) -> None:
         if key in seen:
             shown = key if isinstance(key, str) else ", ".join(key)
             self.fail(f"duplicate row for {shown}")

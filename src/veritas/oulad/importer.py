@@ -413,7 +413,7 @@ async def _recount(conn: asyncpg.Connection, summary: ImportSummary, bar: Progre
     bar.done(f"{summary.profiles_updated:,} changed")
 
 
-async def _copy(conn: asyncpg.Connection, table: str, records: list[tuple], bar: Progress,
+async def _copy(conn: asyncpg.Connection, table: str, records: list[tuple[Any, ...]], bar: Progress,
                 label: str) -> None:
     bar.start(label, len(records))
     for i in range(0, len(records), COPY_CHUNK):

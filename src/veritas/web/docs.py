@@ -17,7 +17,8 @@ ASSETS_URL = "/docs-assets"
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
 
 
-def _with_own_csp(html: str) -> HTMLResponse:
+def _with_own_csp(page: HTMLResponse) -> HTMLResponse:
+    html = bytes(page.body).decode()
     hashes = " ".join(
         "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
         for body in _INLINE_SCRIPT.findall(html))
@@ -37,8 +38,8 @@ def mount_docs(app: FastAPI) -> None:
         oauth2_redirect_url=app.swagger_ui_oauth2_redirect_url,
         swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
         swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
-        swagger_favicon_url=f"{ASSETS_URL}/favicon.png").body.decode())
-    redirect = _with_own_csp(get_swagger_ui_oauth2_redirect_html().body.decode())
+        swagger_favicon_url=f"{ASSETS_URL}/favicon.png"))
+    redirect = _with_own_csp(get_swagger_ui_oauth2_redirect_html())
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:

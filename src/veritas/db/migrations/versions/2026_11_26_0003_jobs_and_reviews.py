@@ -5,6 +5,8 @@ Revises: 0002
 Create Date: 2026-11-26
 """
 
+import contextlib
+
 from alembic import op
 
 revision = "0003"
@@ -17,7 +19,7 @@ def upgrade() -> None:
     # The analysis jobs live in PostgreSQL (procrastinate), so they survive restarts and can be
     # enqueued in the same transaction as the submit that causes them. Its schema is applied
     # verbatim through the driver without parameters, so its '%' signs stay literal.
-    with op.get_bind().connection.cursor() as cursor:
+    with contextlib.closing(op.get_bind().connection.cursor()) as cursor:
         cursor.execute(PROCRASTINATE_SCHEMA)
     op.execute("""
     CREATE TYPE review_decision AS ENUM ('acknowledged', 'confirmed', 'dismissed');
