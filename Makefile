@@ -31,7 +31,7 @@ lock:
 smoke:
 	bash scripts/smoke_fresh_install.sh
 
-# The ingestion benchmark (issue 3): raw COPY vs the seed's design vs Veritas, one run.
+# The ingestion benchmark: raw COPY vs the one-commit-per-event design vs Veritas, one run.
 bench-ingest: install
 	$(PY) -m bench.ingest
 

@@ -251,8 +251,8 @@ def test_alert_pages_walk_every_alert_once(api: Api) -> None:
 def test_view_only_teacher_reads_attempts_and_students_of_viewable_exams(
     api: Api, world: dict
 ) -> None:
-    # API.md: student detail "limited to exams the caller may view", attempt detail and its
-    # monitoring for attempts of exams they may view; analytics stay with can_view_analytics.
+    # Student detail is limited to exams the caller may view, attempt detail and its
+    # monitoring to attempts of exams they may view; analytics stay with can_view_analytics.
     owner, student, viewer = world["owner"], world["student"], api.user("teacher")
     assert api.grant(owner, world["exam"], viewer, can_view_analytics=False).status_code == 201
     unseen_exam = api.exam(owner)  # the same owner's, not granted to the viewer

@@ -21,7 +21,7 @@ import jwt
 import orjson
 
 # --- the event mix ----------------------------------------------------------------------
-# The standard vocabulary of API.md, weighted roughly like a browser SDK with a camera module
+# The monitoring API's standard event vocabulary, weighted roughly like a browser SDK with a camera module
 # sends it: mostly gaze samples, typing cadence and heartbeats; a few measured events, some
 # of them over the anomaly thresholds of rules.py.
 

@@ -1,4 +1,4 @@
-"""The seed's design, as a reference: one ORM object and one COMMIT per event.
+"""The one-commit-per-event design, as a reference: one ORM object and one COMMIT per event.
 
 `POST /api/monitor/events` with the same body as Veritas's single-event form, on the same
 table definition (veritas.monitoring.models.MonitoringEvent). It is given every benefit of

@@ -1,4 +1,4 @@
-"""Ingestion benchmark (issue 3): raw COPY vs the seed's design vs Veritas, in one run.
+"""Ingestion benchmark: raw COPY vs the one-commit-per-event design vs Veritas, in one run.
 
     python -m bench.ingest [--students 2000] [--batch 20] [--interval 2] ...
 
@@ -120,7 +120,7 @@ class Run:
                                                                 str(ROOT)]))}
         self.env.pop("REDIS_URL", None)
         # Veritas logs in as its least-privilege runtime role, under row-level security, as
-        # deployed; the owner (this URL) migrates. The limit and the seed's design keep the owner.
+        # deployed; the owner (this URL) migrates. The limit (a) and one commit per event (b) keep the owner.
         self.veritas_env = {**self.env, "DATABASE_URL": ensure_runtime_login(url),
                             "MIGRATION_DATABASE_URL": url}
         self.postgres = (lambda: postgres_pids(postmaster, name)) if postmaster else list
@@ -192,7 +192,7 @@ async def phase_copy(run: Run) -> dict[str, Any]:
 
 
 async def phase_naive(run: Run) -> dict[str, Any]:
-    """(b) The seed's design over HTTP: one ORM object and one COMMIT per event.
+    """(b) The one-commit-per-event design over HTTP: one ORM object and one COMMIT per event.
 
     Closed loop: its best throughput, whatever its latency (which flatters it).
     """
@@ -465,7 +465,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
             log("(a) raw COPY")
             results["copy"] = await phase_copy(run)
         if "naive" in only:
-            log("(b) the seed's design over HTTP")
+            log("(b) one commit per event, over HTTP")
             results["naive"] = await phase_naive(run)
         if "veritas" in only:
             log("(c) Veritas over HTTP")

@@ -19,7 +19,7 @@ from bench.ingest.common import Server, mint_token, percentiles
 from bench.school.build import ATTEMPT_COLUMNS, EVENT_COLUMNS, School, _templates, event_rows
 from veritas.config import Settings, asyncpg_dsn
 
-# The targets, in milliseconds.
+# The targets, in milliseconds (their table is in bench/school/README.md).
 TARGETS_MS = {"student_dashboard_p95": 20, "exam_analytics_p95": 100,
               "teacher_dashboard_p95": 200, "analyze_5000_events": 1000}
 

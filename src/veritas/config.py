@@ -138,7 +138,7 @@ class Settings(BaseSettings):
 
 
 def sqlalchemy_url(url: str) -> str:
-    """Turn the seed's plain `postgresql://` form into the asyncpg dialect's URL."""
+    """Turn a plain `postgresql://` URL, as DATABASE_URL is written, into the asyncpg dialect's."""
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]

@@ -1,8 +1,7 @@
 """Learning Momentum Index (LMI): is a student's recent performance above or below their own norm.
 
-The seed called this as ``calculate_lmi([draft1, draft2])``; here it takes the student's
-time-ordered assessment scores as percentages (0-100), oldest first, because momentum is a
-property of a score history, not of two drafts.
+It takes the student's time-ordered assessment scores as percentages (0-100), oldest first,
+not two drafts of one answer, because momentum is a property of a score history.
 
 Formula, with scores x_1..x_n (n >= MIN_SCORES):
 

@@ -47,7 +47,8 @@ ANALYSIS_TRIES = 3  # then the job fails, and is retried later
 async def save_behavior_analysis(
     session: AsyncSession, *, attempt_id: uuid.UUID, student_id: uuid.UUID, **fields: Any
 ) -> BehaviorAnalysis:
-    """Store (or replace) the one analysis of an attempt; the seed's integration point.
+    """Store (or replace) the one analysis of an attempt: the pipeline and the external
+    analysis endpoint both write through here.
 
     `fields` are behavior_analysis columns (integrity_score, lmi_score, dropout_label,
     llm_summary, ...). A re-run replaces the row; `analysis_version` records what wrote it.

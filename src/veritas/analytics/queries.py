@@ -157,10 +157,10 @@ def attempt_dict(attempt: ExamAttempt, exam: Exam) -> dict[str, Any]:
 # --- teachers ---------------------------------------------------------------------------
 
 
-# The figures of the seed's materialized view exam_performance_summary (completed attempts
-# only), computed live: the view lags by up to a refresh interval, so a teacher would see an
-# exam's students next to stale counts. A page of exams' attempts is cheap through
-# ix_exam_attempts_exam_student. The view and its scheduled refresh stay in the schema.
+# The figures of the reporting view exam_performance_summary (completed attempts only),
+# computed live: the view lags by up to a refresh interval, so a teacher would see an exam's
+# students next to stale counts. A page of exams' attempts is cheap through
+# ix_exam_attempts_exam_student. The view is for reporting in SQL (README).
 def _stat_columns() -> tuple[Label[Any], ...]:
     a = ExamAttempt
     return (

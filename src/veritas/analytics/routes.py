@@ -119,8 +119,8 @@ async def student_detail(
     student_id: uuid.UUID, session: SessionDep, user: Staff, ctx: ContextDep
 ) -> dict[str, Any]:
     student_user = await exams.require_student(session, student_id)
-    # API.md: "the student's profile and attempts, limited to exams the caller may view"
-    # (can_view): the attempts listed, and every profile figure computed from them alone.
+    # The student's profile and attempts, limited to exams the caller may view (can_view):
+    # the attempts listed, and every profile figure computed from them alone.
     scope = visible_exam_ids(user, ExamRight.view)
     attempts = await queries.history(session, student_id, scope, limit=500)
     if user.role is not Role.admin and not attempts:
@@ -142,7 +142,7 @@ async def student_detail(
 
 async def _visible_attempt(session: SessionDep, user: Staff,
                            attempt_id: uuid.UUID) -> tuple[ExamAttempt, Exam]:
-    # One attempt of an exam the caller may view (can_view), as API.md's attempt views say.
+    # One attempt of an exam the caller may view (can_view), as every attempt view asks.
     return await require_attempt(session, user, attempt_id, ExamRight.view)
 
 

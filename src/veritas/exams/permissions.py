@@ -1,4 +1,4 @@
-"""Who may do what: the seed's role table and exam-level grants, in one place.
+"""Who may do what: the role table and exam-level grants, in one place.
 
 Exam rights come from teacher_exam_permissions (the creator holds a full row). Lists apply
 `visible_exam_ids` in their WHERE clause, so a list can never contain an exam the caller may

@@ -1,4 +1,5 @@
-"""Core schema: the seed's tables, partitioned monitoring events, materialized views.
+"""Core schema: users, exams, attempts, analyses, audit log, partitioned monitoring events,
+materialized views.
 
 Revision ID: 0001
 Revises:
@@ -176,8 +177,8 @@ def upgrade() -> None:
         PRIMARY KEY (id, attempt_started_at)
     ) PARTITION BY RANGE (attempt_started_at);
 
-    -- Each index below serves a named query; every extra index slows ingestion. The seed
-    -- also lists attempt_id, student_id, type_severity and is_anomaly indexes: attempt_id is
+    -- Each index below serves a named query; every extra index slows ingestion. There are
+    -- no attempt_id, student_id, type_severity or is_anomaly indexes: attempt_id is
     -- the leading column of the composite below; events are only ever read per attempt
     -- (a student's events are reached through their attempts), so student_id and
     -- type/severity filters run inside one attempt's rows; is_anomaly is the partial index.
