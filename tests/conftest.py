@@ -2,7 +2,8 @@
 
 The database is a fresh one on the server named by TEST_DATABASE_URL (or DATABASE_URL), or an
 embedded pgserver when neither is set. Tests share one server process and keep apart by
-creating their own users and exams.
+creating their own users and exams. Tests of the services run in-process instead (`tx`), on
+the same database in a transaction rolled back at the end of each test.
 """
 
 from __future__ import annotations
@@ -11,13 +12,22 @@ import os
 import secrets
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.support import METRICS_TOKEN, Api, ServerProcess, drop_database, make_database
+from tests.support import (
+    METRICS_TOKEN,
+    Api,
+    InTransaction,
+    ServerProcess,
+    drop_database,
+    make_database,
+)
+from veritas.config import Settings
+from veritas.db.engine import create_engine
 
 pytest_plugins: list[str] = []
 
@@ -99,3 +109,42 @@ def admin(api: Api) -> dict:
 def db(database_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield conn
+
+
+# --- in-process tests of the services ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """`pytest.mark.anyio` tests run on asyncio, as the server does."""
+    return "asyncio"
+
+
+async def _in_transaction(url: str) -> AsyncIterator[InTransaction]:
+    settings = Settings(database_url=url, debug=True, bcrypt_rounds=4)
+    engine = create_engine(settings, url)
+    try:
+        async with engine.connect() as connection:
+            outer = await connection.begin()
+            try:
+                yield InTransaction(connection, settings)
+            finally:
+                await outer.rollback()
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture()
+async def tx(anyio_backend: str, runtime_url: str) -> AsyncIterator[InTransaction]:
+    """The services on one connection as the runtime role the server logs in as (row-level
+    security applies), in a transaction rolled back when the test ends."""
+    async for in_transaction in _in_transaction(runtime_url):
+        yield in_transaction
+
+
+@pytest.fixture()
+async def owner_tx(anyio_backend: str, database_url: str) -> AsyncIterator[InTransaction]:
+    """The same, as the database's owner: for what only the owner may do, such as tampering
+    with the audit log to show that its verification notices."""
+    async for in_transaction in _in_transaction(database_url):
+        yield in_transaction

@@ -1,4 +1,5 @@
-"""Test support: databases, a server subprocess, and an HTTP client with small factories."""
+"""Test support: databases, a server subprocess, an HTTP client with small factories, and the
+same factories in-process on a transaction that is rolled back."""
 
 from __future__ import annotations
 
@@ -8,12 +9,26 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 from psycopg import sql
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from veritas.auth import service as auth_service
+from veritas.auth.schemas import RegisterIn
+from veritas.auth.tokens import Claims
+from veritas.config import Settings
+from veritas.core.context import RequestContext
+from veritas.db.base import Role
+from veritas.db.unit_of_work import SYSTEM, Principal, unit_of_work
+from veritas.exams import service as exams_service
+from veritas.exams.models import Exam
+from veritas.exams.schemas import ExamCreate
 
 PASSWORD = "Tr0ub4dor&3-horse"
 # The suite's server answers /metrics to this bearer token only.
@@ -156,15 +171,7 @@ class Api(httpx.Client):
         body = {
             "title": unique("Algebra quiz "), "subject": "Mathematics", "topic": "Algebra",
             "max_score": 10, "duration_minutes": 30, "passing_score": 6, "is_published": True,
-            "questions": [
-                {"id": "q1", "type": "single_choice", "prompt": "2+2?", "points": 4,
-                 "options": ["3", "4", "5"], "correct": "4"},
-                {"id": "q2", "type": "multiple_choice", "prompt": "Primes?", "points": 3,
-                 "options": ["2", "3", "4"], "correct": ["2", "3"]},
-                {"id": "q3", "type": "short_text", "prompt": "Capital of France?", "points": 3,
-                 "correct": ["Paris"]},
-            ],
-            **overrides,
+            "questions": QUESTIONS, **overrides,
         }
         response = self.post("/api/teacher/exams", json=body, headers=teacher["headers"])
         assert response.status_code == 201, response.text
@@ -190,3 +197,66 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+
+
+# --- in-process: services on a transaction the test's end rolls back -----------------------
+
+QUESTIONS = [
+    {"id": "q1", "type": "single_choice", "prompt": "2+2?", "points": 4,
+     "options": ["3", "4", "5"], "correct": "4"},
+    {"id": "q2", "type": "multiple_choice", "prompt": "Primes?", "points": 3,
+     "options": ["2", "3", "4"], "correct": ["2", "3"]},
+    {"id": "q3", "type": "short_text", "prompt": "Capital of France?", "points": 3,
+     "correct": ["Paris"]},
+]
+
+
+class InTransaction:
+    """One connection to the suite's database inside a transaction that is rolled back when
+    the test ends, so nothing a test writes is seen by any other.
+
+    `as_(caller)` opens the unit of work a request, job or command opens, as that caller and
+    under row-level security; here it is a savepoint of the outer transaction. A block that
+    raises rolls back to its savepoint, as a failed request rolls back: what it leaves behind
+    is what the next block sees.
+    """
+
+    def __init__(self, connection: AsyncConnection, settings: Settings) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.sessions = async_sessionmaker(connection, expire_on_commit=False, autoflush=False,
+                                           join_transaction_mode="create_savepoint")
+        self.ctx = RequestContext(ip="192.0.2.10", user_agent="in-process test")
+
+    def as_(self, caller: Principal) -> AbstractAsyncContextManager[AsyncSession]:
+        return unit_of_work(self.sessions, caller)
+
+    async def scalar(self, query: str, **params: Any) -> Any:
+        """One value, read as the system identity (which row-level security lets see all)."""
+        async with self.as_(SYSTEM) as session:
+            return await session.scalar(text(query), params)
+
+    async def rows(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Every row, read as the system identity."""
+        async with self.as_(SYSTEM) as session:
+            return [tuple(row) for row in await session.execute(text(query), params)]
+
+    async def user(self, role: Role = Role.student) -> Claims:
+        """A new account (through the registration service) as its access token's claims."""
+        name = unique(role.value)
+        body = RegisterIn(email=f"{name}@school.example", username=name, password=PASSWORD,
+                          role=role)
+        async with self.as_(SYSTEM) as session:
+            user = await auth_service.create_user(session, self.settings, body)
+        now = int(time.time())
+        return Claims(user_id=user.id, email=user.email, role=role, jti=uuid.uuid4(),
+                      type="access", iat=now, exp=now + 3600)
+
+    async def exam(self, teacher: Claims, **overrides: Any) -> Exam:
+        """A published exam of three questions (10 points, 6 to pass) by `teacher`."""
+        fields = {"title": unique("Algebra quiz "), "subject": "Mathematics",
+                  "topic": "Algebra", "max_score": 10, "duration_minutes": 30,
+                  "passing_score": 6, "is_published": True, "questions": QUESTIONS}
+        body = ExamCreate.model_validate(fields | overrides)
+        async with self.as_(teacher) as session:
+            return await exams_service.create_exam(session, teacher, body, self.ctx)

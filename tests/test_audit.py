@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tests.support import PASSWORD, Api
+import pytest
+
+from tests.support import PASSWORD, Api, InTransaction
+from veritas.audit import service as audit
+from veritas.db.base import Role
 
 
 def _actions(db, **where) -> list[str]:
@@ -95,3 +99,20 @@ def test_admin_user_list_is_an_audited_read_of_student_data(api: Api, admin: dic
                      (admin["id"], student["id"])).fetchone()
     assert row is not None
     assert row[0] == "users" and row[1]["filters"] == {"q": student["username"]}
+
+
+@pytest.mark.anyio
+async def test_a_record_keeps_no_secret_and_stands_or_falls_with_its_action(
+    tx: InTransaction,
+) -> None:
+    actor = await tx.user(Role.admin)
+    async with tx.as_(actor) as session:
+        await audit.record(session, tx.ctx, actor.user_id, "probe_kept", "user", actor.user_id, {
+            "password": PASSWORD, "token": "eyJ.x.y", "refresh_token": "r", "reason": "kept"})
+    with pytest.raises(RuntimeError):
+        async with tx.as_(actor) as session:
+            await audit.record(session, tx.ctx, actor.user_id, "probe_failed", "user")
+            raise RuntimeError("the action fails after its record")
+    assert await tx.rows("SELECT action, details, host(ip_address), user_agent FROM audit_logs"
+                         " WHERE user_id = :u", u=actor.user_id) == [
+        ("probe_kept", {"reason": "kept"}, "192.0.2.10", "in-process test")]

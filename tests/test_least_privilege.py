@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from tests.oulad.helpers import run_import
-from tests.support import Api, drop_database, make_database
-from veritas.audit.chain import verify
+from tests.support import Api, InTransaction, drop_database, make_database
+from veritas.audit.chain import Verdict, verify, verify_on
 from veritas.auth.models import User
 from veritas.config import Settings
 from veritas.db.engine import create_engine, create_sessionmaker
@@ -310,9 +310,9 @@ def _verify(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           env=env, capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def audited_db(database_url: str, server_env: dict[str, str]) -> Iterator[tuple[str, dict]]:
-    """A database of its own, migrated, with a few audit records: tampering stays here."""
+    """A database of its own, migrated, with a few audit records, whose count the tests know."""
     owner = make_database(database_url, "veritas_chain_" + uuid.uuid4().hex[:8])
     try:
         upgrade(owner)
@@ -336,33 +336,72 @@ def test_audit_verify_passes_on_a_clean_log(audited_db, server_env, api: Api) ->
     assert shared.returncode == 0, shared.stdout + shared.stderr
 
 
-def test_audit_verify_reports_an_owner_side_edit_at_its_row(audited_db) -> None:
-    owner, env = audited_db
-    with psycopg.connect(owner, autocommit=True) as conn:
-        conn.execute("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only")
-        row_id = conn.execute("UPDATE audit_logs SET details = '{\"n\": 99}'"
-                              " WHERE chain_seq = 3 RETURNING id").fetchone()[0]
-        conn.execute("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only")
-    out = _verify(env)
-    assert out.returncode == 1
-    assert f"BROKEN at record 3 (id {row_id})" in out.stdout and "contents" in out.stdout
+async def _sealed(tx: InTransaction, n: int) -> list[tuple[int, uuid.UUID]]:
+    """(chain position, id) of `n` audit records written in the test's transaction and sealed
+    there: the seal waits for the commit, which never comes, unless it is made immediate."""
+    async with tx.as_(SYSTEM) as session:
+        ids = [await session.scalar(text("INSERT INTO audit_logs (action, details)"
+                                         " VALUES (:a, '{}') RETURNING id"), {"a": f"probe_{i}"})
+               for i in range(n)]
+        await session.execute(text("SET CONSTRAINTS audit_logs_seal IMMEDIATE"))
+        rows = (await session.execute(text("SELECT chain_seq, id FROM audit_logs WHERE id ="
+                                           " ANY(:ids) ORDER BY chain_seq"), {"ids": ids})).all()
+    return [(seq, row_id) for seq, row_id in rows]
 
 
-def test_audit_verify_reports_a_removed_row_and_a_removed_tail(audited_db) -> None:
-    owner, env = audited_db
-    with psycopg.connect(owner, autocommit=True) as conn:
-        conn.execute("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only")
-        conn.execute("DELETE FROM audit_logs WHERE chain_seq = 5")
-    out = _verify(env)
-    assert out.returncode == 1 and "BROKEN at record 5" in out.stdout, out.stdout
-    with psycopg.connect(owner, autocommit=True) as conn:
-        conn.execute("DELETE FROM audit_logs WHERE chain_seq = 2")
-    out = _verify(env)
-    assert out.returncode == 1 and "record 2 is missing" in out.stdout, out.stdout
+async def _tamper(tx: InTransaction, statement: str, **params: object) -> None:
+    """What only the owner can do to the log: switch its guard off for one statement."""
+    async with tx.as_(SYSTEM) as session:
+        await session.execute(text("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only"))
+        await session.execute(text(statement), params)
+        await session.execute(text("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only"))
+
+
+async def _verdict(tx: InTransaction) -> Verdict:
+    """The verification `veritas audit verify` runs, on the test's transaction. In a savepoint
+    rolled back after it, which closes its cursor: an open one would keep ALTER TABLE out."""
+    raw = await tx.connection.get_raw_connection()
+    savepoint = await tx.connection.begin_nested()
+    try:
+        return await verify_on(raw.driver_connection)
+    finally:
+        await savepoint.rollback()
+
+
+@pytest.mark.anyio
+async def test_audit_verify_reports_an_owner_side_edit_at_its_row(owner_tx: InTransaction) -> None:
+    rows = await _sealed(owner_tx, 3)
+    assert [seq for seq, _ in rows] == list(range(rows[0][0], rows[0][0] + 3))
+    assert (await _verdict(owner_tx)).ok  # the suite's log so far, then these three
+    seq, row_id = rows[1]
+    await _tamper(owner_tx, "UPDATE audit_logs SET details = '{\"n\": 99}' WHERE id = :i",
+                  i=row_id)
+    verdict = await _verdict(owner_tx)
+    assert not verdict.ok
+    assert verdict.text() == (f"audit log BROKEN at record {seq} (id {row_id}):"
+                              " its contents differ from their hash")
+
+
+@pytest.mark.anyio
+async def test_audit_verify_reports_a_removed_row_and_a_removed_tail(
+    owner_tx: InTransaction,
+) -> None:
+    rows = await _sealed(owner_tx, 3)
+    (first, first_id), _, (last, last_id) = rows
+    await _tamper(owner_tx, "DELETE FROM audit_logs WHERE id = :i", i=last_id)
+    verdict = await _verdict(owner_tx)
+    assert (verdict.broken_at, verdict.reason) == (
+        last, f"the chain ends at record {last - 1} but its head says {last}:"
+              " later records were removed")
+    await _tamper(owner_tx, "DELETE FROM audit_logs WHERE id = :i", i=first_id)
+    verdict = await _verdict(owner_tx)
+    assert (verdict.broken_at, verdict.reason) == (
+        first, f"record {first} is missing (next present: {first + 1})")
 
 
 def test_audit_rows_are_sealed_in_commit_order_under_concurrency(audited_db) -> None:
     owner, env = audited_db
+    before = _run(verify(env["DATABASE_URL"])).rows
 
     async def write(i: int) -> None:
         import asyncpg
@@ -381,7 +420,8 @@ def test_audit_rows_are_sealed_in_commit_order_under_concurrency(audited_db) -> 
 
     _run(many())
     out = _verify(env)
-    assert out.returncode == 0 and "intact: 25 records" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"intact: {before + 20} records" in out.stdout, out.stdout
 
 
 def test_the_importer_and_the_audit_chain_work_as_the_runtime_role(database_url: str) -> None:

@@ -51,13 +51,13 @@ def test_enqueue_writes_what_procrastinate_writes(quiet_database: str) -> None:
                     raise RuntimeError("rolled back")
         finally:
             await engine.dispose()
-        app = build_app(settings, url)
+        engine = create_engine(settings, url)
         try:
-            async with app.open_async():
+            async with build_app(settings, url, engine).open_async() as app:
                 await app.configure_task(ANALYZE_TASK, lock=f"attempt:{theirs}").defer_async(
                     attempt_id=str(theirs))
         finally:
-            await app.veritas_engine.dispose()  # type: ignore[attr-defined]
+            await engine.dispose()
 
     asyncio.run(enqueue())
     with psycopg.connect(url) as conn:

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+from pathlib import Path
+
 import psycopg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
-from tests.support import drop_database, make_database
+from tests.support import InTransaction, drop_database, make_database
+from veritas.db.base import Role
+from veritas.db.unit_of_work import SYSTEM
+from veritas.exams import service as exams
+from veritas.exams.models import Exam
+from veritas.exams.schemas import SubmitIn
+
+# The SQL block of the README's "Reporting in SQL" section, one statement a line.
+_README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+REPORTING_GRANTS = [
+    line.strip().rstrip(";") for line in
+    re.search(r"## Reporting in SQL.*?```sql\n(.*?)```", _README, re.S)[1].splitlines()
+    if line.startswith("GRANT")
+]
 
 
 def test_upgrade_head_on_an_empty_database(database_url: str) -> None:
@@ -62,6 +81,53 @@ def test_materialized_views_refresh_concurrently(db, view: str, column: str) -> 
     db.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
 
 
+async def _submit(tx: InTransaction, exam: Exam, responses: dict[str, str]) -> None:
+    student = await tx.user()
+    async with tx.as_(student) as session:
+        attempt, _ = await exams.start(session, student, exam.id,
+                                       tx.settings.attempt_grace_minutes, tx.ctx)
+        await exams.submit(session, student, attempt.id, SubmitIn(responses=responses),
+                           tx.settings.attempt_grace_minutes, tx.ctx)
+
+
+@pytest.mark.anyio
+async def test_the_reporting_views_hold_the_figures_of_their_last_refresh(
+    tx: InTransaction,
+) -> None:
+    """README, "Reporting in SQL": what the views hold, and `view_refreshes` as their as_of."""
+    exam = await tx.exam(await tx.user(Role.teacher))
+    await _submit(tx, exam, {"q1": "4", "q2": ["2", "3"], "q3": "Paris"})
+    await _submit(tx, exam, {"q1": "4"})
+    summary = ("SELECT total_attempts, unique_students, avg_score, pass_rate"
+               " FROM exam_performance_summary WHERE exam_id = :e")
+    assert await tx.rows(summary, e=exam.id) == []  # not refreshed since the exam was made
+    await tx.scalar("SELECT veritas_refresh_views()")  # what the worker runs on its schedule
+    assert await tx.rows(summary, e=exam.id) == [(2, 2, 70, 0.5)]
+    assert await tx.rows(
+        "SELECT view_name, refreshed_at = now() FROM view_refreshes ORDER BY view_name") == [
+        ("exam_performance_summary", True), ("student_risk_summary", True)]
+
+
+@pytest.mark.anyio
+async def test_a_reporting_role_reads_the_views_and_nothing_else(owner_tx: InTransaction) -> None:
+    """The README's grants for a reporting role, run as written (roles made in the test's
+    transaction vanish with it)."""
+    role = "veritas_reporting_" + uuid.uuid4().hex[:8]
+    async with owner_tx.as_(SYSTEM) as session:
+        await session.execute(text(f"CREATE ROLE {role} NOLOGIN"))
+        for grant in REPORTING_GRANTS:
+            await session.execute(text(grant.replace("veritas_reporting", role)))
+    async with owner_tx.as_(SYSTEM) as session:
+        await session.execute(text(f"SET LOCAL ROLE {role}"))
+        for view in ("exam_performance_summary", "student_risk_summary", "view_refreshes"):
+            await session.execute(text(f"SELECT * FROM {view} LIMIT 1"))
+        for table in ("exam_attempts", "users", "audit_logs"):
+            with pytest.raises(DBAPIError, match="permission denied"):
+                async with session.begin_nested():
+                    await session.execute(text(f"SELECT 1 FROM {table} LIMIT 1"))
+        await session.execute(text("RESET ROLE"))
+
+
 @pytest.mark.parametrize("table,column", [
     ("student_profiles", "cumulative_integrity_score"),
     ("performance_metrics", "avg_integrity_score"),
@@ -79,7 +145,7 @@ def test_scores_are_checked_between_0_and_1(db, table: str, column: str) -> None
                        f" VALUES (gen_random_uuid(){values}, %s)", (bad,))
 
 
-def test_seed_unique_constraints(db) -> None:
+def test_unique_constraints_of_the_core_tables(db) -> None:
     uniques = {
         (r[0], r[1]) for r in db.execute(
             "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint"

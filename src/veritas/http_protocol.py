@@ -27,6 +27,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     _head_deadline: asyncio.TimerHandle | None = None
 
+    # uvicorn's signature, which narrows asyncio's transport type (and ignores it too).
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()

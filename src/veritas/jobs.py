@@ -11,7 +11,7 @@ import uuid
 
 import procrastinate
 from procrastinate.jobs import Job
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from veritas.analysis import service as analysis
 from veritas.config import Settings, asyncpg_dsn
@@ -49,11 +49,11 @@ async def _failed_for_good(sessions: async_sessionmaker[AsyncSession], attempt_i
         log.exception("could not mark the analysis of attempt %s failed", attempt_id)
 
 
-def build_app(settings: Settings, database_url: str) -> procrastinate.App:
-    """The job app with its tasks bound to this deployment's database."""
+def build_app(settings: Settings, database_url: str, engine: AsyncEngine) -> procrastinate.App:
+    """The job app with its tasks bound to this deployment's database; the tasks' sessions
+    come from `engine`, which the caller disposes of."""
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(
         conninfo=asyncpg_dsn(database_url)))
-    engine = create_engine(settings, database_url)
     sessions = create_sessionmaker(engine)
 
     @app.task(name=ANALYZE_TASK, queue=ANALYSIS_QUEUE, retry=ANALYSIS_RETRY, pass_context=True)
@@ -71,17 +71,17 @@ def build_app(settings: Settings, database_url: str) -> procrastinate.App:
     async def refresh(timestamp: int) -> None:
         await refresh_views(database_url)
 
-    app.veritas_engine = engine  # type: ignore[attr-defined]  # disposed by run_worker
     return app
 
 
 async def run_worker(settings: Settings, database_url: str, *, install_signals: bool) -> None:
-    app = build_app(settings, database_url)
+    engine = create_engine(settings, database_url)
     try:
+        app = build_app(settings, database_url, engine)
         async with app.open_async():
             await app.run_worker_async(
                 queues=[ANALYSIS_QUEUE, MAINTENANCE_QUEUE], concurrency=2,
                 install_signal_handlers=install_signals, delete_jobs="successful",
             )
     finally:
-        await app.veritas_engine.dispose()  # type: ignore[attr-defined]
+        await engine.dispose()

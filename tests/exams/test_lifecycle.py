@@ -12,14 +12,17 @@ from types import SimpleNamespace
 
 import psycopg
 import pytest
-from tests.support import Api, ServerProcess, drop_database, make_database
+from sqlalchemy import text
+from tests.support import Api, InTransaction, ServerProcess, drop_database, make_database
 
 from veritas.config import Settings
 from veritas.core.channels import ATTEMPT_ENDED_CHANNEL
-from veritas.db.base import AttemptStatus
+from veritas.db.base import AttemptStatus, Role
 from veritas.db.engine import create_engine, create_sessionmaker
 from veritas.db.unit_of_work import SYSTEM, unit_of_work
 from veritas.exams import lifecycle
+from veritas.exams import service as exams
+from veritas.exams.models import ExamAttempt
 
 GRACE_MINUTES = 10  # the default ATTEMPT_GRACE_MINUTES
 
@@ -46,9 +49,20 @@ def quiet(database_url: str, server_env: dict[str, str]) -> Iterator[SimpleNames
         drop_database(database_url, url)
 
 
-def _announced(listener: psycopg.Connection) -> Counter[str]:
-    """How many times each attempt was announced as ended since the last call."""
-    return Counter(n.payload for n in listener.notifies(timeout=1.0))
+def _announced(quiet: SimpleNamespace) -> Counter[str]:
+    """How many times each attempt was announced as ended since the last call.
+
+    PostgreSQL delivers notifications in the order their transactions committed, so once a
+    marker sent now arrives, every announcement committed before it has arrived too.
+    """
+    marker = str(uuid.uuid4())  # an attempt id nobody has, for the server that listens too
+    quiet.db.execute("SELECT pg_notify(%s, %s)", (ATTEMPT_ENDED_CHANNEL, marker))
+    announced: Counter[str] = Counter()
+    for notification in quiet.listener.notifies(timeout=30):
+        if notification.payload == marker:
+            return announced
+        announced[notification.payload] += 1
+    raise AssertionError("the marker never arrived")
 
 
 def _queued(db: psycopg.Connection, attempt_id: str) -> int:
@@ -135,7 +149,7 @@ def test_past_grace_every_request_refuses_and_ends_it_once(
     teacher, student = api.user("teacher"), api.user()
     exam = api.exam(teacher)
     attempt_id = api.start(student, exam)["attempt_id"]
-    _announced(quiet.listener)
+    _announced(quiet)
     _expire(db, attempt_id, GRACE_MINUTES + 2)
     if first == "start":  # starting again ends it and opens a new attempt
         fresh = api.post(f"/api/student/exams/{exam['id']}/start", headers=student["headers"])
@@ -147,7 +161,7 @@ def test_past_grace_every_request_refuses_and_ends_it_once(
     assert _requests(api, student, attempt_id) == {
         "draft": 409, "event": 409, "batch": 409, "submit": 409}
     assert _sweep(quiet.runtime) == []
-    assert _announced(quiet.listener) == {attempt_id: 1}
+    assert _announced(quiet) == {attempt_id: 1}
     assert _queued(db, attempt_id) == 1
 
 
@@ -155,13 +169,13 @@ def test_submit_ends_the_attempt_once(quiet: SimpleNamespace) -> None:
     api, db = quiet.api, quiet.db
     teacher, student = api.user("teacher"), api.user()
     attempt_id = api.start(student, api.exam(teacher))["attempt_id"]
-    _announced(quiet.listener)
+    _announced(quiet)
     assert api.submit(student, attempt_id, {"q1": "4"}).status_code == 200
     assert api.submit(student, attempt_id, {"q1": "4"}).status_code == 409
     _expire(db, attempt_id, GRACE_MINUTES + 2)
     assert _sweep(quiet.runtime) == []
     assert _status(db, attempt_id) == "completed"
-    assert _announced(quiet.listener) == {attempt_id: 1}
+    assert _announced(quiet) == {attempt_id: 1}
     assert _queued(db, attempt_id) == 1
 
 
@@ -171,7 +185,7 @@ def test_the_sweeper_ends_expired_attempts_once(quiet: SimpleNamespace) -> None:
     exam = api.exam(teacher)
     expired = api.start(student, exam)["attempt_id"]
     running = api.start(other, exam)["attempt_id"]
-    _announced(quiet.listener)
+    _announced(quiet)
     _expire(db, expired, GRACE_MINUTES + 2)
     _expire(db, running, GRACE_MINUTES - 2)
     assert [str(i) for i in _sweep(quiet.runtime)] == [expired]
@@ -179,5 +193,77 @@ def test_the_sweeper_ends_expired_attempts_once(quiet: SimpleNamespace) -> None:
     assert (_status(db, expired), _status(db, running)) == ("abandoned", "in_progress")
     assert _requests(api, student, expired) == {
         "draft": 409, "event": 409, "batch": 409, "submit": 409}
-    assert _announced(quiet.listener) == {expired: 1}
+    assert _announced(quiet) == {expired: 1}
     assert (_queued(db, expired), _queued(db, running)) == (1, 0)
+
+
+# --- in-process, on a transaction rolled back after each test ------------------------------
+
+
+async def _attempts(tx: InTransaction, n: int) -> list[uuid.UUID]:
+    teacher = await tx.user(Role.teacher)
+    exam = await tx.exam(teacher)
+    ids = []
+    for _ in range(n):
+        student = await tx.user()
+        async with tx.as_(student) as session:
+            attempt, _ = await exams.start(session, student, exam.id, GRACE_MINUTES, tx.ctx)
+        ids.append(attempt.id)
+    return ids
+
+
+async def _expire_in(tx: InTransaction, attempt_id: uuid.UUID, minutes_ago: float) -> None:
+    async with tx.as_(SYSTEM) as session:
+        await session.execute(text(
+            "UPDATE exam_attempts SET started_at = now() - interval '1 hour'"
+            " - make_interval(secs => :s), expires_at = now() - make_interval(secs => :s)"
+            " WHERE id = :a"), {"s": minutes_ago * 60, "a": attempt_id})
+
+
+async def _sweep_in(tx: InTransaction) -> list[uuid.UUID]:
+    async with tx.as_(SYSTEM) as session:
+        return await lifecycle.abandon_expired(session, lifecycle.now(),
+                                               lifecycle.grace(GRACE_MINUTES))
+
+
+async def _state(tx: InTransaction, attempt_id: uuid.UUID) -> tuple[str, str | None, int]:
+    """The attempt's status, its analysis status, and how many analyses are queued for it."""
+    async with tx.as_(SYSTEM) as session:
+        row = (await session.execute(text(
+            "SELECT status::text, analysis_status::text, (SELECT count(*) FROM procrastinate_jobs"
+            " WHERE task_name = 'veritas.analyze_attempt' AND args->>'attempt_id' = :i)"
+            " FROM exam_attempts WHERE id = :a"), {"a": attempt_id, "i": str(attempt_id)})).one()
+    return row[0], row[1], row[2]
+
+
+@pytest.mark.anyio
+async def test_abandoning_ends_only_attempts_past_grace_and_queues_each_once(
+    tx: InTransaction,
+) -> None:
+    expired, running, edge = await _attempts(tx, 3)
+    await _expire_in(tx, expired, GRACE_MINUTES + 2)
+    await _expire_in(tx, running, GRACE_MINUTES - 2)
+    await _expire_in(tx, edge, GRACE_MINUTES - 0.01)
+    assert await _sweep_in(tx) == [expired]
+    assert await _sweep_in(tx) == []  # a second sweep finds nothing more to end
+    assert await _state(tx, expired) == ("abandoned", "pending", 1)
+    assert await _state(tx, running) == ("in_progress", None, 0)
+    assert await _state(tx, edge) == ("in_progress", None, 0)
+
+
+@pytest.mark.anyio
+async def test_an_end_that_rolls_back_queues_nothing(tx: InTransaction) -> None:
+    (attempt_id,) = await _attempts(tx, 1)
+    with pytest.raises(RuntimeError):
+        async with tx.as_(SYSTEM) as session:
+            assert await lifecycle.end(session, AttemptStatus.abandoned,
+                                       ExamAttempt.id == attempt_id) == [attempt_id]
+            raise RuntimeError("the request fails after the end")
+    assert await _state(tx, attempt_id) == ("in_progress", None, 0)
+    async with tx.as_(SYSTEM) as session:
+        assert await lifecycle.end(session, AttemptStatus.completed,
+                                   ExamAttempt.id == attempt_id) == [attempt_id]
+        # An attempt already ended is not ended again, whatever the new status.
+        assert await lifecycle.end(session, AttemptStatus.abandoned,
+                                   ExamAttempt.id == attempt_id) == []
+    assert await _state(tx, attempt_id) == ("completed", "pending", 1)

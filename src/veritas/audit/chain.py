@@ -51,12 +51,13 @@ async def verify(url: str) -> Verdict:
     conn = await asyncpg.connect(asyncpg_dsn(url), server_settings=SYSTEM_SERVER_SETTINGS)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            return await _verify(conn)
+            return await verify_on(conn)
     finally:
         await conn.close()
 
 
-async def _verify(conn: asyncpg.Connection) -> Verdict:
+async def verify_on(conn: asyncpg.Connection) -> Verdict:
+    """The verdict on the chain as `conn` sees it, inside a transaction it has begun."""
     unsealed = await conn.fetchrow(
         "SELECT id::text FROM audit_logs WHERE row_hash IS NULL OR chain_seq IS NULL"
         " ORDER BY created_at, id LIMIT 1")
