@@ -41,11 +41,8 @@ class _StalledProvider(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture()
-def provider() -> Iterator[type[_StalledProvider]]:
-    _StalledProvider.entered.clear()
-    _StalledProvider.release.clear()
-    _StalledProvider.calls = 0
+@pytest.fixture(scope="module")
+def stalled_provider() -> Iterator[type[_StalledProvider]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _StalledProvider)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -59,8 +56,21 @@ def provider() -> Iterator[type[_StalledProvider]]:
 
 
 @pytest.fixture()
+def provider(stalled_provider: type[_StalledProvider],
+             analysing: SimpleNamespace) -> Iterator[type[_StalledProvider]]:
+    """The provider, stalling again and with no calls counted, for one test."""
+    stalled_provider.entered.clear()
+    stalled_provider.release.clear()
+    stalled_provider.calls = 0
+    try:
+        yield stalled_provider
+    finally:
+        stalled_provider.release.set()  # so a stalled job ends before the next test
+
+
+@pytest.fixture(scope="module")
 def analysing(
-    database_url: str, server_env: dict[str, str], provider: type[_StalledProvider]
+    database_url: str, server_env: dict[str, str], stalled_provider: type[_StalledProvider]
 ) -> Iterator[SimpleNamespace]:
     """A server whose worker asks the stalled provider, on a database of its own."""
     from veritas.db.migrate import upgrade
@@ -71,7 +81,8 @@ def analysing(
         upgrade(url)
         env = server_env | {"DATABASE_URL": ensure_runtime_login(url),
                             "MIGRATION_DATABASE_URL": url, "EMBEDDED_WORKER": "true",
-                            "LLM_BASE_URL": provider.url, "LLM_MODEL": "school-model",  # type: ignore[attr-defined]
+                            "LLM_BASE_URL": stalled_provider.url,  # type: ignore[attr-defined]
+                            "LLM_MODEL": "school-model",
                             "LLM_TIMEOUT_SECONDS": "60"}
         with ServerProcess(env) as server, Api(server.base_url) as api, \
                 psycopg.connect(url, autocommit=True) as db:
@@ -79,9 +90,9 @@ def analysing(
             try:
                 yield SimpleNamespace(api=api, db=db)
             finally:
-                provider.release.set()  # so a stalled job lets the server stop
+                stalled_provider.release.set()  # so a stalled job lets the server stop
     finally:
-        provider.release.set()
+        stalled_provider.release.set()
         drop_database(database_url, url)
 
 
