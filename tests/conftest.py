@@ -13,6 +13,7 @@ import secrets
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import psycopg
@@ -120,6 +121,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@asynccontextmanager
 async def _in_transaction(url: str) -> AsyncIterator[InTransaction]:
     settings = Settings(database_url=url, debug=True, bcrypt_rounds=4)
     engine = create_engine(settings, url)
@@ -138,7 +140,7 @@ async def _in_transaction(url: str) -> AsyncIterator[InTransaction]:
 async def tx(anyio_backend: str, runtime_url: str) -> AsyncIterator[InTransaction]:
     """The services on one connection as the runtime role the server logs in as (row-level
     security applies), in a transaction rolled back when the test ends."""
-    async for in_transaction in _in_transaction(runtime_url):
+    async with _in_transaction(runtime_url) as in_transaction:
         yield in_transaction
 
 
@@ -146,5 +148,5 @@ async def tx(anyio_backend: str, runtime_url: str) -> AsyncIterator[InTransactio
 async def owner_tx(anyio_backend: str, database_url: str) -> AsyncIterator[InTransaction]:
     """The same, as the database's owner: for what only the owner may do, such as tampering
     with the audit log to show that its verification notices."""
-    async for in_transaction in _in_transaction(database_url):
+    async with _in_transaction(database_url) as in_transaction:
         yield in_transaction
