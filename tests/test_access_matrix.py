@@ -138,7 +138,8 @@ def test_alerts_most_severe_first(api: Api, world: dict) -> None:
     items = api.get("/api/teacher/alerts", headers=world["admin"]["headers"],
                     params={"limit": 500}).json()["items"]
     rank = {"normal": 0, "warning": 1, "critical": 2}
-    keys = [(rank[a["severity"]], a["created_at"]) for a in items]
+    # Then the newest raised first: the time an alert was raised, which repeats never move.
+    keys = [(rank[a["severity"]], a["first_at"]) for a in items]
     assert keys == sorted(keys, reverse=True)
 
 
@@ -162,6 +163,11 @@ def test_monitoring_filters(api: Api, world: dict) -> None:
     h = world["owner"]["headers"]
     everything = api.get(url, headers=h).json()["items"]
     assert {e["event_type"] for e in everything} == {"paste", "heartbeat"}
+    # Each event under its column names, its data as data_payload.
+    assert {"id", "event_type", "severity", "data_payload", "is_anomaly", "anomaly_score",
+            "description", "client_timestamp", "server_timestamp"} <= set(everything[0])
+    assert "data" not in everything[0]
+    assert {e["event_type"]: e["data_payload"] for e in everything}["paste"] == {"chars": 900}
     pastes = api.get(url, headers=h, params={"payload": '{"chars": 900}'}).json()["items"]
     assert [e["event_type"] for e in pastes] == ["paste"]
     anomalies = api.get(url, headers=h, params={"is_anomaly": "true"}).json()["items"]
@@ -246,6 +252,35 @@ def test_alert_pages_walk_every_alert_once(api: Api) -> None:
     for bad in ("@@", "WyJ4IiwgMV0", "W10"):
         assert api.get("/api/teacher/alerts", headers=h,
                        params={"cursor": bad}).status_code == 422
+
+
+def test_alert_pages_stay_put_when_repeats_fold_in(api: Api) -> None:
+    # Repeats fold into their alerts while a teacher walks the pages: each alert's latest time
+    # moves, its place in the list does not, so the walk still meets every alert once.
+    teacher, student = api.user("teacher"), api.user()
+    exam = api.exam(teacher)
+    attempt = api.start(student, exam)
+    anomalies = [{"event_type": kind, "severity": "critical", "data": {}}
+                 for kind in ("module.alarm", "module.siren", "module.bell", "module.horn")]
+
+    def send() -> None:
+        response = api.post("/api/monitor/events/batch", headers=student["headers"],
+                            json={"attempt_id": attempt["attempt_id"], "events": anomalies})
+        assert response.status_code == 201, response.text
+
+    send()
+    h, scope = teacher["headers"], {"exam_id": exam["id"], "limit": 1}
+    everything = [a["id"] for a in api.get("/api/teacher/alerts", headers=h,
+                                           params=scope | {"limit": 500}).json()["items"]]
+    first = api.get("/api/teacher/alerts", headers=h, params=scope).json()
+    walked, cursor = [a["id"] for a in first["items"]], first["next_cursor"]
+    send()  # every alert gets a repeat, the ones not yet seen too
+    while cursor is not None:
+        page = api.get("/api/teacher/alerts", headers=h, params=scope | {"cursor": cursor}).json()
+        walked += [a["id"] for a in page["items"]]
+        assert all(a["count"] == 2 for a in page["items"])
+        cursor = page["next_cursor"]
+    assert len(everything) == 4 and walked == everything
 
 
 def test_view_only_teacher_reads_attempts_and_students_of_viewable_exams(

@@ -8,15 +8,19 @@ import gc
 import hmac
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Literal
 
 import asyncpg
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from veritas import jobs
@@ -33,7 +37,7 @@ from veritas.config import Settings, asyncpg_dsn
 from veritas.db.engine import create_engine, create_sessionmaker
 from veritas.db.roles import POWER_SQL, too_powerful
 from veritas.db.unit_of_work import SYSTEM, SYSTEM_SERVER_SETTINGS, unit_of_work
-from veritas.errors import VeritasError, from_database
+from veritas.errors import VeritasError, error_responses, from_database
 from veritas.exams import lifecycle
 from veritas.exams.routes import student as student_exams
 from veritas.exams.routes import teacher as teacher_exams
@@ -136,6 +140,41 @@ class CountRequests:
             await JSONResponse({"detail": "internal error"}, 500)(scope, receive, counting_send)
 
 
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready", "unavailable"]
+    database: Literal["ok", "unreachable"]
+    # Whether token revocations reach this process live (degraded: it asks the database).
+    revocation_feed: Literal["ok", "degraded"] | None = None
+
+
+ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorOut"}
+
+
+def _errors_are_json(schema: dict) -> None:
+    """FastAPI documents an error body in the media type of the route's success (text/plain
+    for /metrics, text/event-stream for the alert stream); every error answer is JSON."""
+    for item in schema["paths"].values():
+        for operation in item.values():
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                if any(media.get("schema") == ERROR_SCHEMA for media in content.values()):
+                    response["content"] = {"application/json": {"schema": ERROR_SCHEMA}}
+
+
+def allowed_methods(app: ASGIApp, scope: Scope) -> list[str]:
+    """Every method some route serves at the request's path: a 405's Allow header. Starlette
+    names only the first matching route's, so a path with GET and PATCH routes said GET."""
+    methods: set[str] = set()
+    for route in getattr(app, "routes", []):
+        if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -193,7 +232,6 @@ async def _warn_if_too_powerful(pool: asyncpg.Pool, settings: Settings) -> None:
     """Say loudly when the runtime role could get around row-level security or the audit
     log's grants: PostgreSQL then no longer checks the application."""
     row = await pool.fetchrow(POWER_SQL)
-    assert row is not None  # the current user always has its pg_roles row
     reasons = too_powerful(row["rolsuper"], row["rolbypassrls"], row["owns_tables"])
     if not reasons:
         return
@@ -288,17 +326,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CountRequests)
     generate_openapi = app.openapi
 
-    def openapi() -> dict[str, Any]:
+    def openapi() -> dict:
         if app.openapi_schema is None:
-            app.openapi_schema = generate_openapi()
-            app.openapi_schema["paths"].update(MONITOR_PATHS)
+            schema = generate_openapi()  # cached in app.openapi_schema, and completed here
+            schema["paths"].update(MONITOR_PATHS)
+            _errors_are_json(schema)
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
+    app.openapi = openapi
 
     @app.exception_handler(VeritasError)
     async def veritas_error(_request: Request, exc: VeritasError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            exc.headers = {**(exc.headers or {}),
+                           "Allow": ", ".join(allowed_methods(request.app.router, request.scope))}
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -324,22 +370,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    teacher_views, admin_router, analysis_router, review_router):
         app.include_router(router)
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/healthz", tags=["ops"], response_model=HealthOut)
+    async def healthz() -> HealthOut:
+        """The process is alive."""
+        return HealthOut(status="ok")
 
-    @app.get("/readyz", tags=["ops"])
-    async def readyz(request: Request) -> JSONResponse:
+    @app.get("/readyz", tags=["ops"], response_model=ReadyOut, responses={
+        503: {"model": ReadyOut, "description": "the database does not answer"}})
+    async def readyz(request: Request, response: Response) -> ReadyOut:
+        """The database answers."""
         rt: Runtime = request.app.state.runtime
         try:
             async with rt.engine.connect() as conn:
                 await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
         except Exception:  # noqa: BLE001 - any failure means not ready
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
-        return JSONResponse({"status": "ready", "database": "ok",
-                             "revocation_feed": "ok" if rt.revocations.healthy else "degraded"})
+            response.status_code = 503
+            return ReadyOut(status="unavailable", database="unreachable")
+        return ReadyOut(status="ready", database="ok",
+                        revocation_feed="ok" if rt.revocations.healthy else "degraded")
 
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                              "description": "Prometheus text format"},
+                        **error_responses(401, 403, s401="a METRICS_TOKEN bearer token is"
+                                                         " required",
+                                          s403="metrics are off: METRICS_TOKEN is not set")})
     async def metrics(request: Request) -> Response:
         if not settings.metrics_token:
             return JSONResponse({"detail": "metrics are off: set METRICS_TOKEN and send it as a"

@@ -1,14 +1,16 @@
-"""FastAPI dependencies: the request's transaction, the caller, and request context."""
+"""FastAPI dependencies: the request's transaction, the caller, request context, a list's page
+and the attempt a teacher's view is about."""
 
 from __future__ import annotations
 
 import ipaddress
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,13 +21,16 @@ from veritas.db.base import Role
 from veritas.db.unit_of_work import ANONYMOUS, SYSTEM, Principal
 from veritas.db.unit_of_work import unit_of_work as db_unit_of_work
 from veritas.errors import Forbidden, Unauthorized
+from veritas.exams.models import Exam, ExamAttempt
+from veritas.exams.permissions import ExamRight, require_attempt
+from veritas.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, PageParams
 from veritas.runtime import Runtime
 
 bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/login", auto_error=False)
 
+
 def runtime(request: Request) -> Runtime:
-    app_runtime: Runtime = request.app.state.runtime  # set by create_app's lifespan
-    return app_runtime
+    return request.app.state.runtime
 
 
 # Dependencies are coroutines: FastAPI runs a plain `def` dependency in a thread, which costs
@@ -150,7 +155,7 @@ async def _transaction(request: Request, caller: MaybeUser) -> AsyncIterator[Asy
 SessionDep = Annotated[AsyncSession, Depends(_transaction, scope="function")]
 
 
-def require_role(*roles: Role) -> Any:  # what Depends() returns
+def require_role(*roles: Role):
     async def check(user: CurrentUser) -> tokens.Claims:
         if user.role not in roles:
             raise Forbidden(f"requires role {' or '.join(r.value for r in roles)}")
@@ -163,3 +168,32 @@ Student = Annotated[tokens.Claims, require_role(Role.student)]
 Staff = Annotated[tokens.Claims, require_role(Role.teacher, Role.admin)]
 Admin = Annotated[tokens.Claims, require_role(Role.admin)]
 
+
+async def _page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)] = None,
+) -> PageParams:
+    return PageParams(limit=limit, cursor=cursor)
+
+
+PageDep = Annotated[PageParams, Depends(_page_params)]
+
+
+class AttemptAccess(NamedTuple):
+    attempt: ExamAttempt
+    exam: Exam
+
+
+def attempt_access(right: ExamRight) -> Any:
+    """The path's attempt, of an exam on which the staff caller holds `right`: 404 for an
+    unknown attempt, 403 for another teacher's (exams.permissions.require_attempt)."""
+
+    async def load(attempt_id: uuid.UUID, session: SessionDep, user: Staff) -> AttemptAccess:
+        return AttemptAccess(*await require_attempt(session, user, attempt_id, right))
+
+    return Depends(load)
+
+
+# The attempt views (detail, monitoring) need `can_view`; reviews need `can_view_analytics`.
+ViewableAttempt = Annotated[AttemptAccess, attempt_access(ExamRight.view)]
+ReviewableAttempt = Annotated[AttemptAccess, attempt_access(ExamRight.analytics)]

@@ -1,15 +1,18 @@
-"""Keyset pagination: `limit` and an opaque `cursor`, answered as {"items", "next_cursor"}."""
+"""Keyset pagination: `limit` and an opaque `cursor`, answered as {"items", "next_cursor"}.
+
+Plain SQLAlchemy and pydantic, so the query modules page their own lists; the `limit` and
+`cursor` query parameters are read by deps.PageDep."""
 
 from __future__ import annotations
 
 import base64
+import enum
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
-from fastapi import Query
 from pydantic import BaseModel
 from sqlalchemy import Select, tuple_
 
@@ -17,6 +20,9 @@ from veritas.errors import Invalid
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+MAX_CURSOR_LENGTH = 200
+
+T = TypeVar("T")
 
 
 class PageParams(BaseModel):
@@ -24,16 +30,17 @@ class PageParams(BaseModel):
     cursor: str | None = None
 
 
-async def page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> PageParams:
-    return PageParams(limit=limit, cursor=cursor)
+class Page(BaseModel, Generic[T]):
+    """One page of a list; `next_cursor` fetches the next, and is null on the last."""
+
+    items: list[T]
+    next_cursor: str | None
 
 
 def encode_cursor(*values: Any) -> str:
     """An opaque cursor holding the sort key of the last row sent."""
-    raw = orjson.dumps([v.isoformat() if isinstance(v, datetime) else str(v) for v in values])
+    raw = orjson.dumps([v.isoformat() if isinstance(v, datetime) else
+                        v.value if isinstance(v, enum.Enum) else str(v) for v in values])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -50,30 +57,36 @@ def decode_cursor(cursor: str, *parsers: Callable[[str], Any]) -> tuple[Any, ...
 
 
 TIME_AND_ID = (datetime.fromisoformat, uuid.UUID)
-_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
 
 
-def newest_first(query: _Query, sort_col: Any, id_col: Any, page: PageParams) -> _Query:
+def keyset(query: Select, page: PageParams, keys: Sequence[tuple[Any, Callable[[str], Any]]],
+           *, descending: bool) -> Select:
+    """Order by the key columns (the last one unique), start after the cursor, and fetch one
+    extra row; `keys` pairs each column with the parser of its cursor part."""
+    columns = [column for column, _ in keys]
+    if page.cursor:
+        after = tuple_(*decode_cursor(page.cursor, *(parse for _, parse in keys)))
+        query = query.where(tuple_(*columns) < after if descending else tuple_(*columns) > after)
+    order = [column.desc() if descending else column.asc() for column in columns]
+    return query.order_by(*order).limit(page.limit + 1)
+
+
+def newest_first(query: Select, sort_col: Any, id_col: Any, page: PageParams) -> Select:
     """Order by (sort_col, id) descending, starting after the cursor; fetch one extra row."""
-    if page.cursor:
-        sort_value, row_id = decode_cursor(page.cursor, *TIME_AND_ID)
-        query = query.where(tuple_(sort_col, id_col) < tuple_(sort_value, row_id))
-    return query.order_by(sort_col.desc(), id_col.desc()).limit(page.limit + 1)
+    return keyset(query, page, [(sort_col, TIME_AND_ID[0]), (id_col, TIME_AND_ID[1])],
+                  descending=True)
 
 
-def oldest_first(query: _Query, sort_col: Any, id_col: Any, page: PageParams) -> _Query:
+def oldest_first(query: Select, sort_col: Any, id_col: Any, page: PageParams) -> Select:
     """Order by (sort_col, id) ascending, starting after the cursor; fetch one extra row."""
-    if page.cursor:
-        sort_value, row_id = decode_cursor(page.cursor, *TIME_AND_ID)
-        query = query.where(tuple_(sort_col, id_col) > tuple_(sort_value, row_id))
-    return query.order_by(sort_col.asc(), id_col.asc()).limit(page.limit + 1)
+    return keyset(query, page, [(sort_col, TIME_AND_ID[0]), (id_col, TIME_AND_ID[1])],
+                  descending=False)
 
 
-def page(rows: list[Any], page: PageParams, key: Any) -> dict[str, Any]:
-    """Cut the extra row off and turn it into next_cursor; `key(row)` gives (sort, id)."""
+def page(rows: Sequence[Any], page: PageParams, key: Callable[[Any], tuple[Any, ...]]
+         ) -> dict[str, Any]:
+    """Cut the extra row off and turn it into next_cursor; `key(row)` gives the sort key."""
     has_more = len(rows) > page.limit
-    rows = rows[: page.limit]
-    next_cursor = encode_cursor(*key(rows[-1])) if has_more and rows else None
-    return {"items": rows, "next_cursor": next_cursor}
-
-
+    items = list(rows[: page.limit])
+    next_cursor = encode_cursor(*key(items[-1])) if has_more and items else None
+    return {"items": items, "next_cursor": next_cursor}

@@ -152,6 +152,10 @@ def test_tab_switches_and_paste_reach_the_teachers_live_alerts(
     watcher.locator("tr[data-event-type=paste]").get_by_role("link", name="Timeline").click()
     watcher.get_by_role("heading", name=f"Attempt timeline: {exam['title']}").wait_for()
     assert watcher.locator(".anomaly-marker").count() >= 2
+    # Each event's data_payload, as the monitoring list names it, in the table of events.
+    events_table = watcher.locator("table", has=watcher.locator(
+        "caption", has_text="Every event of this attempt"))
+    assert "chars: 387" in events_table.inner_text()
     # The submitted attempt's analysis: queued, or done by now.
     analysis = watcher.locator("dl.facts dt", has_text="Analysis").locator(
         "xpath=following-sibling::dd[1]")

@@ -9,25 +9,28 @@ Students see the outcome, never the notes or who decided.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import get_args
 
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.analysis.models import AnalysisAlert, ReviewDecision
+from veritas.analysis.schemas import Outcome, ReviewDecisionOut, ReviewIn, ReviewOut, ReviewsOut
+from veritas.audit import service as audit
+from veritas.core.context import RequestContext
 from veritas.errors import Invalid
 from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.settings import lenient_settings
 from veritas.monitoring.models import MonitoringAlert
 
-OUTCOMES = ("not_reviewed", "under_review", "pending_second_review", "confirmed", "cleared")
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 
 
 def needs_second_reviewer(exam: Exam) -> bool:
     return lenient_settings(exam.metadata_, exam.id).review.require_second_reviewer
 
 
-def outcome(decisions: list[ReviewDecision], second_reviewer: bool) -> str:
+def outcome(decisions: list[ReviewDecision], second_reviewer: bool) -> Outcome:
     """The attempt's review status from its decisions, oldest first."""
     if not decisions:
         return "not_reviewed"
@@ -81,7 +84,27 @@ async def decide(
     return row
 
 
-def decision_dict(row: ReviewDecision) -> dict[str, Any]:
-    return {"id": row.id, "attempt_id": row.exam_attempt_id, "alert_id": row.alert_id,
-            "reviewer_id": row.reviewer_id, "decision": row.decision, "note": row.note,
-            "created_at": row.created_at}
+async def review(
+    session: AsyncSession, attempt: ExamAttempt, exam: Exam, reviewer_id: uuid.UUID,
+    body: ReviewIn, ctx: RequestContext,
+) -> ReviewOut:
+    """Record a reviewer's decision, audited, and answer with the outcome it leads to."""
+    row = await decide(session, attempt, reviewer_id, body.decision, body.note, body.alert_id)
+    await audit.record(session, ctx, reviewer_id, "review_decision", "exam_attempt",
+                       attempt.id, {"decision": body.decision,
+                                    "alert_id": str(body.alert_id) if body.alert_id else None})
+    decisions = await decisions_of(session, attempt.id)
+    recorded = ReviewDecisionOut.model_validate(row)
+    return ReviewOut(**recorded.model_dump(), outcome=outcome(decisions, needs_second_reviewer(exam)))
+
+
+async def reviews(
+    session: AsyncSession, attempt: ExamAttempt, exam: Exam, reader_id: uuid.UUID,
+    ctx: RequestContext,
+) -> ReviewsOut:
+    """An attempt's decisions and outcome, for a reader whose reading is audited."""
+    decisions = await decisions_of(session, attempt.id)
+    await audit.record(session, ctx, reader_id, "view_student_data", "exam_attempt",
+                       attempt.id, {"view": "reviews"})
+    return ReviewsOut(outcome=outcome(decisions, needs_second_reviewer(exam)),
+                      items=[ReviewDecisionOut.model_validate(d) for d in decisions])

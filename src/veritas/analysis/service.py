@@ -24,11 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from veritas.analysis import dropout, integrity, momentum
 from veritas.analysis.models import BehaviorAnalysis
+from veritas.analysis.schemas import ExternalAnalysis
 from veritas.analysis.summary import summarize
+from veritas.audit import service as audit
 from veritas.auth.models import PerformanceMetrics, StudentProfile
+from veritas.auth.tokens import Claims
 from veritas.config import Settings
+from veritas.core.context import RequestContext
 from veritas.db.base import AnalysisStatus, AttemptStatus, DropoutRisk, Severity
 from veritas.db.unit_of_work import SYSTEM, unit_of_work
+from veritas.errors import Conflict, NotFound
 from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.settings import exam_settings, lenient_settings, problems
 from veritas.monitoring.models import MonitoringEvent
@@ -77,6 +82,27 @@ async def save_behavior_analysis(
         attempt.analysis_status = AnalysisStatus.done
     await session.flush()
     await refresh_student(session, student_id)
+    return row
+
+
+async def store_external(
+    session: AsyncSession, admin: Claims, attempt_id: uuid.UUID, body: ExternalAnalysis,
+    ctx: RequestContext,
+) -> BehaviorAnalysis:
+    """Replace an ended attempt's analysis with one computed elsewhere, and record who did."""
+    attempt = await session.get(ExamAttempt, attempt_id)
+    if attempt is None:
+        raise NotFound("attempt not found")
+    if attempt.status is AttemptStatus.in_progress:
+        raise Conflict("the attempt is still in progress")
+    row = await save_behavior_analysis(
+        session, attempt_id=attempt.id, student_id=attempt.student_id,
+        llm_model_version=body.model_version,
+        analysis_version=f"external:{body.model_version}", completed_at=attempt.completed_at,
+        **body.model_dump(exclude={"model_version"}),
+    )
+    await audit.record(session, ctx, admin.user_id, "store_external_analysis", "exam_attempt",
+                       attempt.id, {"model_version": body.model_version})
     return row
 
 

@@ -21,63 +21,66 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import Label
 
 from veritas.analysis.models import AnalysisAlert, BehaviorAnalysis
+from veritas.analytics.schemas import (
+    AlertOut,
+    DropoutRiskOut,
+    ExamAnalytics,
+    ExamStats,
+    ExamStatsOut,
+    ExamStudentOut,
+    FlaggedStudentOut,
+    HistoryItem,
+    IntegrityStatus,
+    MonitoringSummary,
+    OwnHistoryItem,
+    OwnProfileOut,
+    StudentAttemptSummary,
+    StudentDashboardOut,
+)
 from veritas.auth.models import PerformanceMetrics, StudentProfile, User
 from veritas.auth.tokens import Claims
-from veritas.db.base import AttemptStatus, DropoutRisk
+from veritas.db.base import AttemptStatus, DropoutRisk, Severity
 from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.permissions import ExamRight, restrict
 from veritas.monitoring.models import MonitoringAlert, MonitoringEvent
+from veritas.pagination import PageParams, keyset, oldest_first, page
 
 COMPLETED = ExamAttempt.status == AttemptStatus.completed
-
-
-def _value(v: Any) -> Any:
-    return v.value if hasattr(v, "value") else v
 
 
 # --- students ---------------------------------------------------------------------------
 
 
-def profile_dict(
-    profile: StudentProfile | None, figures: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The profile's fields; `figures` (from analysis.student_aggregates) replace the stored
-    ones when the reader may see only some of the student's exams."""
-    fields = ("cumulative_integrity_score", "cumulative_lmi", "total_exams_attempted",
-              "total_exams_passed", "current_dropout_risk", "flagged_for_review",
-              "enrollment_id", "cohort")
-    stored = {f: getattr(profile, f) if profile else None for f in fields}
-    return {f: _value(v) for f, v in (stored | (figures or {})).items()}
+async def profile(session: AsyncSession, student_id: uuid.UUID) -> StudentProfile | None:
+    return await session.scalar(
+        select(StudentProfile).where(StudentProfile.user_id == student_id)
+    )
+
+
+def _history_query(student_id: uuid.UUID, scope: Select | None, limit: int) -> Select:
+    """A student's attempts, newest first, with the columns of a history item; `scope`
+    limits them to some exam ids."""
+    a = ExamAttempt
+    query = (
+        select(a.id.label("attempt_id"), a.exam_id, Exam.title.label("exam_title"), Exam.subject,
+               a.status, a.score, a.max_score, a.percentage, a.passed, a.integrity_score,
+               a.dropout_label, a.flagged, a.started_at, a.completed_at)
+        .join(Exam, Exam.id == a.exam_id)
+        .where(a.student_id == student_id)
+        .order_by(a.started_at.desc(), a.id.desc())
+        .limit(limit)
+    )
+    return query if scope is None else query.where(a.exam_id.in_(scope))
 
 
 async def history(
-    session: AsyncSession, student_id: uuid.UUID, scope: Select[uuid.UUID] | None = None,
-    limit: int = 50,
-) -> list[dict[str, Any]]:
-    """A student's attempts, newest first; `scope` limits them to some exam ids."""
-    query = (
-        select(ExamAttempt, Exam.title, Exam.subject)
-        .join(Exam, Exam.id == ExamAttempt.exam_id)
-        .where(ExamAttempt.student_id == student_id)
-        .order_by(ExamAttempt.started_at.desc(), ExamAttempt.id.desc())
-        .limit(limit)
-    )
-    if scope is not None:
-        query = query.where(ExamAttempt.exam_id.in_(scope))
-    rows = (await session.execute(query)).all()
-    return [
-        {
-            "attempt_id": a.id, "exam_id": a.exam_id, "exam_title": title, "subject": subject,
-            "status": a.status.value, "score": a.score, "max_score": a.max_score,
-            "percentage": a.percentage, "passed": a.passed, "integrity_score": a.integrity_score,
-            "dropout_label": _value(a.dropout_label), "flagged": a.flagged,
-            "started_at": a.started_at, "completed_at": a.completed_at,
-        }
-        for a, title, subject in rows
-    ]
+    session: AsyncSession, student_id: uuid.UUID, scope: Select | None = None, limit: int = 50
+) -> list[HistoryItem]:
+    """A student's attempts as a teacher sees them, newest first."""
+    rows = (await session.execute(_history_query(student_id, scope, limit))).all()
+    return [HistoryItem.model_validate(r) for r in rows]
 
 
 async def latest_analysis(session: AsyncSession, student_id: uuid.UUID) -> BehaviorAnalysis | None:
@@ -89,43 +92,49 @@ async def latest_analysis(session: AsyncSession, student_id: uuid.UUID) -> Behav
     )
 
 
-async def student_dashboard(session: AsyncSession, student_id: uuid.UUID) -> dict[str, Any]:
-    profile = await session.scalar(
-        select(StudentProfile).where(StudentProfile.user_id == student_id)
+async def attempt_analysis(session: AsyncSession, attempt_id: uuid.UUID) -> BehaviorAnalysis | None:
+    return await session.scalar(
+        select(BehaviorAnalysis).where(BehaviorAnalysis.exam_attempt_id == attempt_id)
     )
+
+
+async def student_dashboard(session: AsyncSession, student_id: uuid.UUID) -> StudentDashboardOut:
+    """The student's own dashboard: it carries no review internals (flags, risk labels)."""
+    stored = await profile(session, student_id)
     metrics = await session.scalar(
         select(PerformanceMetrics).where(PerformanceMetrics.student_id == student_id)
     )
-    exam_history = await history(session, student_id)
-    for item in exam_history:  # the student's own view carries no review internals
-        item.pop("flagged")
-        item.pop("dropout_label")
+    rows = (await session.execute(_history_query(student_id, None, 50))).all()
+    exam_history = [OwnHistoryItem.model_validate(r) for r in rows]
     analysis = await latest_analysis(session, student_id)
-    own_profile = profile_dict(profile)
-    own_profile.pop("flagged_for_review")  # a review internal, like the history's "flagged"
-    return {
-        "profile": own_profile | {
-            "avg_score": metrics.avg_score if metrics else None,
-            "subject_scores": metrics.subject_scores if metrics else {},
-        },
-        "exam_history": exam_history,
-        "integrity_status": {
-            "cumulative_integrity_score": profile.cumulative_integrity_score if profile else None,
-            "latest_integrity_score": next(
-                (h["integrity_score"] for h in exam_history if h["integrity_score"] is not None),
-                None,
-            ),
-            "analyzed": analysis is not None,
-        },
-        "dropout_risk": {
-            "label": _value(profile.current_dropout_risk) if profile else None,
-            "confidence": analysis.dropout_confidence if analysis else None,
-        },
-        "recommendations": list(analysis.llm_recommendations) if analysis else [],
-    }
+    return StudentDashboardOut(
+        profile=OwnProfileOut(
+            cumulative_integrity_score=stored.cumulative_integrity_score if stored else None,
+            cumulative_lmi=stored.cumulative_lmi if stored else None,
+            total_exams_attempted=stored.total_exams_attempted if stored else 0,
+            total_exams_passed=stored.total_exams_passed if stored else 0,
+            current_dropout_risk=stored.current_dropout_risk if stored else None,
+            enrollment_id=stored.enrollment_id if stored else None,
+            cohort=stored.cohort if stored else None,
+            avg_score=metrics.avg_score if metrics else None,
+            subject_scores=metrics.subject_scores if metrics else {},
+        ),
+        exam_history=exam_history,
+        integrity_status=IntegrityStatus(
+            cumulative_integrity_score=stored.cumulative_integrity_score if stored else None,
+            latest_integrity_score=next(
+                (h.integrity_score for h in exam_history if h.integrity_score is not None), None),
+            analyzed=analysis is not None,
+        ),
+        dropout_risk=DropoutRiskOut(
+            label=stored.current_dropout_risk if stored else None,
+            confidence=analysis.dropout_confidence if analysis else None,
+        ),
+        recommendations=list(analysis.llm_recommendations) if analysis else [],
+    )
 
 
-async def monitoring_summary(session: AsyncSession, attempt: ExamAttempt) -> dict[str, Any]:
+async def monitoring_summary(session: AsyncSession, attempt: ExamAttempt) -> MonitoringSummary:
     rows = (
         await session.execute(
             select(MonitoringEvent.event_type, MonitoringEvent.severity, func.count())
@@ -135,33 +144,49 @@ async def monitoring_summary(session: AsyncSession, attempt: ExamAttempt) -> dic
         )
     ).all()
     by_type: dict[str, int] = {}
-    by_severity: dict[str, int] = {s: 0 for s in ("normal", "warning", "critical")}
+    by_severity: dict[str, int] = {s.value: 0 for s in Severity}
     for event_type, severity, n in rows:
         by_type[event_type] = by_type.get(event_type, 0) + n
         by_severity[severity.value] += n
-    return {"total_events": sum(by_type.values()), "by_type": by_type, "by_severity": by_severity}
+    return MonitoringSummary(total_events=sum(by_type.values()), by_type=by_type,
+                             by_severity=by_severity)
 
 
-def attempt_dict(attempt: ExamAttempt, exam: Exam) -> dict[str, Any]:
-    return {
-        "attempt_id": attempt.id, "exam_id": attempt.exam_id, "exam_title": exam.title,
-        "status": attempt.status.value, "score": attempt.score, "max_score": attempt.max_score,
-        "percentage": attempt.percentage, "passed": attempt.passed,
-        "integrity_score": attempt.integrity_score, "started_at": attempt.started_at,
-        "expires_at": attempt.expires_at, "completed_at": attempt.completed_at,
-        "duration_seconds": attempt.duration_seconds,
-        "responses": attempt.submission_data.get("responses"),
-    }
+async def events(
+    session: AsyncSession, attempt: ExamAttempt, paging: PageParams, *,
+    event_type: str | None = None, severity: Severity | None = None,
+    is_anomaly: bool | None = None, since: datetime | None = None,
+    until: datetime | None = None, payload: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A page of the attempt's monitoring events, oldest first; `payload` matches by
+    containment (@>)."""
+    e = MonitoringEvent
+    query = select(e).where(e.exam_attempt_id == attempt.id,
+                            e.attempt_started_at == attempt.started_at)  # one partition
+    if event_type is not None:
+        query = query.where(e.event_type == event_type)
+    if severity is not None:
+        query = query.where(e.severity == severity)
+    if is_anomaly is not None:
+        query = query.where(e.is_anomaly.is_(is_anomaly))
+    if since is not None:
+        query = query.where(e.server_timestamp >= since)
+    if until is not None:
+        query = query.where(e.server_timestamp < until)
+    if payload is not None:
+        query = query.where(e.data_payload.contains(payload))
+    rows = (await session.scalars(oldest_first(query, e.server_timestamp, e.id, paging))).all()
+    return page(rows, paging, lambda row: (row.server_timestamp, row.id))
 
 
 # --- teachers ---------------------------------------------------------------------------
 
 
-# The figures of the reporting view exam_performance_summary (completed attempts only),
-# computed live: the view lags by up to a refresh interval, so a teacher would see an exam's
-# students next to stale counts. A page of exams' attempts is cheap through
-# ix_exam_attempts_exam_student. The view is for reporting in SQL (README).
-def _stat_columns() -> tuple[Label[Any], ...]:
+# The figures of the seed's materialized view exam_performance_summary (completed attempts
+# only), computed live: the view lags by up to a refresh interval, so a teacher would see an
+# exam's students next to stale counts. A page of exams' attempts is cheap through
+# ix_exam_attempts_exam_student. The view and its scheduled refresh stay in the schema.
+def _stat_columns() -> tuple:
     a = ExamAttempt
     return (
         func.count(distinct(a.student_id)).label("unique_students"),
@@ -174,18 +199,9 @@ def _stat_columns() -> tuple[Label[Any], ...]:
     )
 
 
-STAT_FIELDS = ("unique_students", "total_attempts", "avg_score", "pass_rate", "avg_integrity",
-               "high_risk_count", "flagged_count")
-
-
-def _stats(row: Any) -> dict[str, Any]:
-    values = {f: getattr(row, f) for f in STAT_FIELDS}
-    if not values["total_attempts"]:
-        values["pass_rate"] = None
-    return values
-
-
-async def teacher_exam_stats(session: AsyncSession, user: Claims, limit: int = 100) -> list[dict[str, Any]]:
+async def teacher_exam_stats(
+    session: AsyncSession, user: Claims, limit: int = 100
+) -> list[ExamStatsOut]:
     """The caller's newest exams with their figures, in one grouped query."""
     shown = restrict(select(Exam.id, Exam.title, Exam.subject, Exam.is_published,
                             Exam.created_at).order_by(Exam.created_at.desc()).limit(limit),
@@ -198,15 +214,13 @@ async def teacher_exam_stats(session: AsyncSession, user: Claims, limit: int = 1
         .group_by(*exam_columns)
         .order_by(shown.c.created_at.desc(), shown.c.id)
     )
-    rows = (await session.execute(query)).all()
-    return [
-        {"exam_id": r.id, "title": r.title, "subject": r.subject,
-         "is_published": r.is_published} | _stats(r)
-        for r in rows
-    ]
+    return [ExamStatsOut.model_validate(r) for r in (await session.execute(query)).all()]
 
 
-async def exam_analytics(session: AsyncSession, exam: Exam) -> dict[str, Any]:
+async def exam_analytics(
+    session: AsyncSession, exam: Exam
+) -> tuple[ExamAnalytics, list[ExamStudentOut]]:
+    """An exam's figures and its students, each with their attempts."""
     stats = (await session.execute(
         select(*_stat_columns()).where(ExamAttempt.exam_id == exam.id, COMPLETED))).one()
     # Only the columns the response shows: answers and metadata stay in the database.
@@ -222,29 +236,24 @@ async def exam_analytics(session: AsyncSession, exam: Exam) -> dict[str, Any]:
             .order_by(ExamAttempt.student_id, ExamAttempt.started_at)
         )
     ).all()
-    students: dict[uuid.UUID, dict[str, Any]] = {}
+    students: dict[uuid.UUID, ExamStudentOut] = {}
     for attempt in attempts:
-        username, full_name = attempt.username, attempt.full_name
-        entry = students.setdefault(attempt.student_id, {
-            "student_id": attempt.student_id, "username": username, "full_name": full_name,
-            "attempts": [], "integrity_score": None, "dropout_label": None,
-        })
-        entry["attempts"].append({
-            "attempt_id": attempt.id, "status": attempt.status.value, "score": attempt.score,
-            "percentage": attempt.percentage, "passed": attempt.passed,
-            "integrity_score": attempt.integrity_score, "flagged": attempt.flagged,
-            "started_at": attempt.started_at, "completed_at": attempt.completed_at,
-        })
+        entry = students.setdefault(attempt.student_id, ExamStudentOut(
+            student_id=attempt.student_id, username=attempt.username,
+            full_name=attempt.full_name, attempts=[], integrity_score=None, dropout_label=None))
+        entry.attempts.append(StudentAttemptSummary.model_validate(attempt))
         if attempt.integrity_score is not None:
-            entry["integrity_score"] = attempt.integrity_score  # the latest analyzed one
+            entry.integrity_score = attempt.integrity_score  # the latest analyzed one
         if attempt.dropout_label is not None:
-            entry["dropout_label"] = attempt.dropout_label.value
-    analytics = {k: v for k, v in _stats(stats).items() if k != "flagged_count"}
-    return {"analytics": analytics | {"as_of": datetime.now(UTC)},  # live figures
-            "students": list(students.values())}
+            entry.dropout_label = attempt.dropout_label
+    figures = ExamStats.model_validate(stats)
+    return (ExamAnalytics(**figures.model_dump(), as_of=datetime.now(UTC)),  # live figures
+            list(students.values()))
 
 
-async def flagged_students(session: AsyncSession, user: Claims, limit: int = 50) -> list[dict[str, Any]]:
+async def flagged_students(
+    session: AsyncSession, user: Claims, limit: int = 50
+) -> list[FlaggedStudentOut]:
     query = (
         select(User.id, User.username, User.full_name,
                func.count(ExamAttempt.id).label("flagged_attempts"),
@@ -255,15 +264,11 @@ async def flagged_students(session: AsyncSession, user: Claims, limit: int = 50)
         .order_by(func.max(ExamAttempt.completed_at).desc().nulls_last())
         .limit(limit)
     )
-    rows = (await session.execute(restrict(query, ExamAttempt.exam_id, user, ExamRight.analytics)))
-    return [
-        {"student_id": r.id, "username": r.username, "full_name": r.full_name,
-         "flagged_attempts": r.flagged_attempts, "last_flagged": r.last_flagged}
-        for r in rows.all()
-    ]
+    rows = await session.execute(restrict(query, ExamAttempt.exam_id, user, ExamRight.analytics))
+    return [FlaggedStudentOut.model_validate(r) for r in rows.all()]
 
 
-def alerts_query(user: Claims, since: datetime) -> Select[*tuple[Any, ...]]:
+def alerts_query(user: Claims, since: datetime) -> Select:
     """Alerts updated since `since` at exams the caller may analyze: anomalies folded per
     attempt and event type (with their count), and alerts raised by analyses, as one
     selectable with the same columns."""
@@ -294,24 +299,54 @@ def alerts_query(user: Claims, since: datetime) -> Select[*tuple[Any, ...]]:
             .join(User, User.id == alerts.c.student_id))
 
 
-def alert_dict(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id, "kind": row.kind, "severity": _value(row.severity),
-        "attempt_id": row.attempt_id, "exam_id": row.exam_id, "exam_title": row.exam_title,
-        "student_id": row.student_id, "username": row.username, "full_name": row.full_name,
-        "event_type": row.event_type,
-        "anomaly_score": row.anomaly_score, "description": row.description,
-        # Repeats fold into one alert: how many, since when; created_at is the latest.
-        "count": row.count, "first_at": row.first_at, "created_at": row.created_at,
-    }
+async def latest_alerts(
+    session: AsyncSession, user: Claims, since: datetime, limit: int = 20
+) -> list[AlertOut]:
+    """The most severe alerts, most recently repeated first: the dashboard's glance."""
+    query = alerts_query(user, since)
+    c = query.selected_columns
+    rows = await session.execute(query.order_by(c.severity.desc(), c.created_at.desc())
+                                 .limit(limit))
+    return [AlertOut.model_validate(r) for r in rows.all()]
 
 
-def event_dict(event: MonitoringEvent) -> dict[str, Any]:
-    return {
-        "id": event.id, "event_id": event.event_id, "attempt_id": event.exam_attempt_id,
-        "student_id": event.student_id, "event_type": event.event_type,
-        "severity": event.severity.value, "data": event.data_payload,
-        "is_anomaly": event.is_anomaly, "anomaly_score": event.anomaly_score,
-        "description": event.description, "analysis_notes": event.analysis_notes,
-        "client_timestamp": event.client_timestamp, "server_timestamp": event.server_timestamp,
-    }
+# Most severe first, then the newest raised. The key never moves when repeats fold into an
+# alert (its count and created_at change, not its first_at), so a walk through the pages sees
+# each alert once. Severity only rises: an alert that turns more severe while the pages are
+# walked moves ahead of the cursor, to the top of a fresh first page and into the stream.
+ALERT_KEY = (("severity", Severity), ("first_at", datetime.fromisoformat), ("id", uuid.UUID))
+
+
+async def alerts(
+    session: AsyncSession, user: Claims, paging: PageParams, since: datetime, *,
+    exam_id: uuid.UUID | None = None, severity: Severity | None = None,
+    kind: str | None = None,
+) -> dict[str, Any]:
+    """A page of the alerts updated since `since` at exams the caller may analyze."""
+    query = alerts_query(user, since)
+    c = query.selected_columns
+    if exam_id is not None:
+        query = query.where(c.exam_id == exam_id)
+    if severity is not None:
+        query = query.where(c.severity == severity)
+    if kind is not None:
+        query = query.where(c.kind == kind)
+    query = keyset(query, paging, [(c[name], parse) for name, parse in ALERT_KEY],
+                   descending=True)
+    rows = (await session.execute(query)).all()
+    result = page(rows, paging, lambda row: tuple(getattr(row, name) for name, _ in ALERT_KEY))
+    result["items"] = [AlertOut.model_validate(r) for r in result["items"]]
+    return result
+
+
+async def alerts_since(
+    session: AsyncSession, user: Claims, since: datetime, exam_id: uuid.UUID | None,
+    limit: int = 500,
+) -> list[AlertOut]:
+    """Alerts raised or repeated since `since`, in the order they happened (the stream's)."""
+    query = alerts_query(user, since)
+    c = query.selected_columns
+    if exam_id is not None:
+        query = query.where(c.exam_id == exam_id)
+    rows = await session.execute(query.order_by(c.created_at).limit(limit))
+    return [AlertOut.model_validate(r) for r in rows.all()]

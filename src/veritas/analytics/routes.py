@@ -10,164 +10,89 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select, tuple_
 
-from veritas.analysis import review
-from veritas.analysis import service as analysis
-from veritas.analysis.models import BehaviorAnalysis
-from veritas.analysis.schemas import analysis_dict
-from veritas.analytics import queries
-from veritas.audit import service as audit
-from veritas.auth.models import StudentProfile
-from veritas.db.base import Role, Severity
+from veritas.analytics import service
+from veritas.analytics.schemas import (
+    AlertOut,
+    EventOut,
+    ExamAnalyticsOut,
+    StudentAttemptOut,
+    StudentDashboardOut,
+    StudentDetailOut,
+    TeacherAttemptOut,
+    TeacherDashboardOut,
+)
+from veritas.db.base import Severity
 from veritas.deps import (
     ContextDep,
+    PageDep,
     RuntimeDep,
     SessionDep,
     Staff,
     Student,
+    ViewableAttempt,
     check_claims,
     request_context,
     unit_of_work,
 )
-from veritas.errors import Invalid, NotFound, Unauthorized
-from veritas.exams import service as exams
-from veritas.exams.models import Exam, ExamAttempt
-from veritas.exams.permissions import ExamRight, require_attempt, require_exam, visible_exam_ids
-from veritas.exams.schemas import exam_out
+from veritas.errors import Invalid, Unauthorized, error_responses
 from veritas.json_limits import json_problem
-from veritas.monitoring.models import MonitoringEvent
-from veritas.pagination import (
-    PageParams,
-    decode_cursor,
-    encode_cursor,
-    oldest_first,
-    page,
-    page_params,
-)
+from veritas.pagination import Page
 
-# Alerts are about what needs attention now; older ones are one `since` away.
-ALERT_WINDOW = timedelta(days=30)
-DASHBOARD_ALERT_WINDOW = timedelta(days=7)
+student = APIRouter(prefix="/api/student", tags=["student"],
+                    responses=error_responses(401, 403, 422, 503))
+teacher = APIRouter(prefix="/api/teacher", tags=["teacher"],
+                    responses=error_responses(401, 403, 422, 503))
 
-student = APIRouter(prefix="/api/student", tags=["student"])
-teacher = APIRouter(prefix="/api/teacher", tags=["teacher"])
-
-Page = Annotated[PageParams, Depends(page_params)]
+# The attempt views take the attempt through deps.ViewableAttempt.
+ATTEMPT = error_responses(403, 404, s403="not staff, or the attempt's exam is not the caller's",
+                          s404="no such attempt")
 
 
-@student.get("/dashboard")
-async def student_dashboard(session: SessionDep, user: Student) -> dict[str, Any]:
-    return await queries.student_dashboard(session, user.user_id)
+@student.get("/dashboard", response_model=StudentDashboardOut)
+async def student_dashboard(session: SessionDep, user: Student) -> StudentDashboardOut:
+    return await service.student_dashboard(session, user)
 
 
-@student.get("/attempts/{attempt_id}")
+@student.get("/attempts/{attempt_id}", response_model=StudentAttemptOut,
+             responses=error_responses(404, s404="no such attempt of the caller's"))
 async def student_attempt(
     attempt_id: uuid.UUID, session: SessionDep, user: Student
-) -> dict[str, Any]:
-    attempt = await exams.own_attempt(session, user, attempt_id)
-    exam = await session.get(Exam, attempt.exam_id)
-    assert exam is not None
-    analysis = await session.scalar(
-        select(BehaviorAnalysis).where(BehaviorAnalysis.exam_attempt_id == attempt.id)
-    )
-    decisions = await review.decisions_of(session, attempt.id)
-    return queries.attempt_dict(attempt, exam) | {
-        "monitoring_summary": await queries.monitoring_summary(session, attempt),
-        "integrity": {"score": attempt.integrity_score, "analyzed": analysis is not None},
-        # The outcome only: no notes, no reviewer.
-        "review": {"status": review.outcome(decisions, review.needs_second_reviewer(exam))},
-        "feedback": {
-            "summary": analysis.llm_summary if analysis else None,
-            "recommendations": list(analysis.llm_recommendations) if analysis else [],
-        },
-    }
+) -> StudentAttemptOut:
+    return await service.student_attempt(session, user, attempt_id)
 
 
-@teacher.get("/dashboard")
-async def teacher_dashboard(session: SessionDep, user: Staff, ctx: ContextDep) -> dict[str, Any]:
-    query = queries.alerts_query(user, datetime.now(UTC) - DASHBOARD_ALERT_WINDOW)
-    alerts = (await session.execute(
-        query.order_by(query.selected_columns.severity.desc(),
-                       query.selected_columns.created_at.desc()).limit(20)
-    )).all()
-    await audit.record(session, ctx, user.user_id, "view_student_data", "teacher_dashboard",
-                       user.user_id, {"view": "teacher_dashboard"})
-    return {
-        "as_of": datetime.now(UTC),  # the figures are live
-        "exams": await queries.teacher_exam_stats(session, user),
-        "alerts": [queries.alert_dict(row) for row in alerts],
-        "flagged_students": await queries.flagged_students(session, user),
-    }
+@teacher.get("/dashboard", response_model=TeacherDashboardOut)
+async def teacher_dashboard(
+    session: SessionDep, user: Staff, ctx: ContextDep
+) -> TeacherDashboardOut:
+    return await service.teacher_dashboard(session, user, ctx)
 
 
-@teacher.get("/exams/{exam_id}/analytics")
+@teacher.get("/exams/{exam_id}/analytics", response_model=ExamAnalyticsOut,
+             responses=error_responses(404, s404="no such exam"))
 async def exam_analytics(
     exam_id: uuid.UUID, session: SessionDep, user: Staff, ctx: ContextDep
-) -> dict[str, Any]:
-    exam = await require_exam(session, user, exam_id, ExamRight.analytics)
-    result = await queries.exam_analytics(session, exam)
-    await audit.record(session, ctx, user.user_id, "view_student_data", "exam", exam.id,
-                       {"view": "exam_analytics"})
-    return {"exam": exam_out(exam)} | result
+) -> ExamAnalyticsOut:
+    return await service.exam_analytics(session, user, exam_id, ctx)
 
 
-@teacher.get("/students/{student_id}")
+@teacher.get("/students/{student_id}", response_model=StudentDetailOut,
+             responses=error_responses(404, s404="no such student, or none who attempted an"
+                                                 " exam the caller may view"))
 async def student_detail(
     student_id: uuid.UUID, session: SessionDep, user: Staff, ctx: ContextDep
-) -> dict[str, Any]:
-    student_user = await exams.require_student(session, student_id)
-    # The student's profile and attempts, limited to exams the caller may view (can_view):
-    # the attempts listed, and every profile figure computed from them alone.
-    scope = visible_exam_ids(user, ExamRight.view)
-    attempts = await queries.history(session, student_id, scope, limit=500)
-    if user.role is not Role.admin and not attempts:
-        # A student who never sat one of the caller's exams is none of the caller's business.
-        raise NotFound("student not found")
-    profile = await session.scalar(
-        select(StudentProfile).where(StudentProfile.user_id == student_id)
-    )
-    # The stored profile's figures cover every exam, other teachers' too.
-    figures = (await analysis.student_aggregates(session, student_id, scope))["profile"]
-    await audit.record(session, ctx, user.user_id, "view_student_data", "student", student_id,
-                       {"view": "student_detail"})
-    return {
-        "student_id": student_user.id, "username": student_user.username,
-        "full_name": student_user.full_name, "email": student_user.email,
-        "profile": queries.profile_dict(profile, figures), "attempts": attempts,
-    }
+) -> StudentDetailOut:
+    return await service.student_detail(session, user, student_id, ctx)
 
 
-async def _visible_attempt(session: SessionDep, user: Staff,
-                           attempt_id: uuid.UUID) -> tuple[ExamAttempt, Exam]:
-    # One attempt of an exam the caller may view (can_view), as every attempt view asks.
-    return await require_attempt(session, user, attempt_id, ExamRight.view)
-
-
-@teacher.get("/attempts/{attempt_id}")
+@teacher.get("/attempts/{attempt_id}", response_model=TeacherAttemptOut, responses=ATTEMPT)
 async def attempt_detail(
-    attempt_id: uuid.UUID, session: SessionDep, user: Staff, ctx: ContextDep
-) -> dict[str, Any]:
-    attempt, exam = await _visible_attempt(session, user, attempt_id)
-    analysis = await session.scalar(
-        select(BehaviorAnalysis).where(BehaviorAnalysis.exam_attempt_id == attempt.id)
-    )
-    await audit.record(session, ctx, user.user_id, "view_student_data", "exam_attempt",
-                       attempt.id, {"student_id": str(attempt.student_id)})
-    return queries.attempt_dict(attempt, exam) | {
-        "student_id": attempt.student_id,
-        "flagged": attempt.flagged,
-        "lmi": attempt.lmi,
-        "dropout_label": attempt.dropout_label.value if attempt.dropout_label else None,
-        # pending, done or failed (for good: the log names the attempt); null while none is due
-        "analysis_status": attempt.analysis_status.value if attempt.analysis_status else None,
-        "drafts": attempt.submission_data.get("drafts", []),
-        "metadata": attempt.metadata_,
-        "monitoring_summary": await queries.monitoring_summary(session, attempt),
-        "behavior_analysis": analysis_dict(analysis),
-    }
+    access: ViewableAttempt, session: SessionDep, user: Staff, ctx: ContextDep
+) -> TeacherAttemptOut:
+    return await service.attempt_detail(session, user, access.attempt, access.exam, ctx)
 
 
 def _payload_filter(payload: str | None) -> dict[str, Any] | None:
@@ -185,9 +110,10 @@ def _payload_filter(payload: str | None) -> dict[str, Any] | None:
     return value
 
 
-@teacher.get("/attempts/{attempt_id}/monitoring")
+@teacher.get("/attempts/{attempt_id}/monitoring", response_model=Page[EventOut],
+             responses=ATTEMPT)
 async def attempt_monitoring(
-    attempt_id: uuid.UUID, session: SessionDep, user: Staff, ctx: ContextDep, paging: Page,
+    access: ViewableAttempt, session: SessionDep, user: Staff, ctx: ContextDep, paging: PageDep,
     event_type: Annotated[str | None, Query(max_length=64)] = None,
     severity: Severity | None = None,
     is_anomaly: bool | None = None,
@@ -196,67 +122,27 @@ async def attempt_monitoring(
     payload: Annotated[str | None, Query(max_length=4096,
                                          description="JSON object matched by containment")] = None,
 ) -> dict[str, Any]:
-    attempt, _ = await _visible_attempt(session, user, attempt_id)
-    query = select(MonitoringEvent).where(
-        MonitoringEvent.exam_attempt_id == attempt.id,
-        MonitoringEvent.attempt_started_at == attempt.started_at,  # one partition
-    )
-    if event_type is not None:
-        query = query.where(MonitoringEvent.event_type == event_type)
-    if severity is not None:
-        query = query.where(MonitoringEvent.severity == severity)
-    if is_anomaly is not None:
-        query = query.where(MonitoringEvent.is_anomaly.is_(is_anomaly))
-    if since is not None:
-        query = query.where(MonitoringEvent.server_timestamp >= since)
-    if until is not None:
-        query = query.where(MonitoringEvent.server_timestamp < until)
-    contained = _payload_filter(payload)
-    if contained is not None:
-        query = query.where(MonitoringEvent.data_payload.contains(contained))
-    query = oldest_first(query, MonitoringEvent.server_timestamp, MonitoringEvent.id, paging)
-    rows = list((await session.scalars(query)).all())
-    await audit.record(session, ctx, user.user_id, "view_student_data", "exam_attempt",
-                       attempt.id, {"view": "monitoring", "student_id": str(attempt.student_id)})
-    result = page(rows, paging, lambda e: (e.server_timestamp, e.id))
-    result["items"] = [queries.event_dict(e) for e in result["items"]]
-    return result
+    """The attempt's events, oldest first."""
+    return await service.attempt_events(
+        session, user, access.attempt, paging, ctx, event_type=event_type, severity=severity,
+        is_anomaly=is_anomaly, since=since, until=until, payload=_payload_filter(payload))
 
 
-@teacher.get("/alerts")
+@teacher.get("/alerts", response_model=Page[AlertOut])
 async def alerts(
-    session: SessionDep, user: Staff, ctx: ContextDep, paging: Page,
+    session: SessionDep, user: Staff, ctx: ContextDep, paging: PageDep,
     exam_id: uuid.UUID | None = None, severity: Severity | None = None,
     kind: Annotated[str | None, Query(max_length=50)] = None,
     since: Annotated[datetime | None, Query(
-        description="alerts from this time on; default: the last 30 days")] = None,
+        description="alerts raised or repeated from this time on; default: the last 30 days"
+    )] = None,
 ) -> dict[str, Any]:
-    """Most severe first, then newest first."""
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    query = queries.alerts_query(user, since or datetime.now(UTC) - ALERT_WINDOW)
-    c = query.selected_columns
-    if exam_id is not None:
-        query = query.where(c.exam_id == exam_id)
-    if severity is not None:
-        query = query.where(c.severity == severity)
-    if kind is not None:
-        query = query.where(c.kind == kind)
-    key = (c.severity, c.created_at, c.id)
-    if paging.cursor:
-        after = decode_cursor(paging.cursor, Severity, datetime.fromisoformat, uuid.UUID)
-        query = query.where(tuple_(*key) < tuple_(*after))
-    query = query.order_by(*(k.desc() for k in key)).limit(paging.limit + 1)
-    rows = (await session.execute(query)).all()
-    await audit.record(session, ctx, user.user_id, "view_student_data", "alerts", None,
-                       {"view": "alerts", "exam_id": str(exam_id) if exam_id else None})
-    has_more = len(rows) > paging.limit
-    rows = rows[: paging.limit]
-    return {
-        "items": [queries.alert_dict(row) for row in rows],
-        "next_cursor": (encode_cursor(rows[-1].severity.value, rows[-1].created_at, rows[-1].id)
-                        if has_more and rows else None),
-    }
+    """Most severe first, then the newest raised (`first_at`) first. A repeat folding into an
+    alert moves neither, so paging never shows an alert twice or skips one for that; an alert
+    that turns more severe while the pages are read moves ahead, to the top of a fresh first
+    page (and into the stream)."""
+    return await service.alerts(session, user, paging, ctx, since=since, exam_id=exam_id,
+                                severity=severity, kind=kind)
 
 
 STREAM_POLL_SECONDS = 1.0
@@ -267,7 +153,8 @@ STREAM_HEARTBEAT_SECONDS = 15.0
 @teacher.get("/alerts/stream", response_class=StreamingResponse,
              responses={200: {"content": {"text/event-stream": {}},
                               "description": "server-sent events: `alert`, one per new or"
-                                             " updated (repeated) alert"}})
+                                             " updated (repeated) alert, as in the list"},
+                        **error_responses(404, s404="no such exam")})
 async def alert_stream(
     request: Request, rt: RuntimeDep, user: Staff, exam_id: uuid.UUID | None = None,
 ) -> StreamingResponse:
@@ -276,10 +163,7 @@ async def alert_stream(
     The stream ends when the caller's token expires or is revoked, or their account is
     locked or deleted: each poll checks the token as a new request would."""
     async with unit_of_work(rt, user) as session:
-        if exam_id is not None:
-            await require_exam(session, user, exam_id, ExamRight.analytics)
-        await audit.record(session, request_context(request), user.user_id,
-                           "view_student_data", "alerts", None, {"view": "alert_stream"})
+        await service.open_alert_stream(session, user, exam_id, request_context(request))
 
     async def events() -> AsyncIterator[bytes]:
         since = datetime.now(UTC)
@@ -291,19 +175,14 @@ async def alert_stream(
                 await check_claims(rt, user)
             except Unauthorized:
                 return
-            query = queries.alerts_query(user, since - STREAM_OVERLAP)
-            c = query.selected_columns
-            if exam_id is not None:
-                query = query.where(c.exam_id == exam_id)
             async with unit_of_work(rt, user) as session:
-                rows = (await session.execute(query.order_by(c.created_at).limit(500))).all()
-            for row in rows:
-                if seen.get(row.id) == row.created_at:
+                rows = await service.alerts_since(session, user, since - STREAM_OVERLAP, exam_id)
+            for alert in rows:
+                if seen.get(alert.id) == alert.created_at:
                     continue  # sent already; a folded repeat moves its time and is sent again
-                seen[row.id] = row.created_at
-                since = max(since, row.created_at)
-                yield (b"event: alert\ndata: " + orjson.dumps(queries.alert_dict(row), default=str)
-                       + b"\n\n")
+                seen[alert.id] = alert.created_at
+                since = max(since, alert.created_at)
+                yield b"event: alert\ndata: " + alert.model_dump_json().encode() + b"\n\n"
             seen = {k: v for k, v in seen.items() if v >= since - STREAM_OVERLAP}
             if time.monotonic() - beat > STREAM_HEARTBEAT_SECONDS:
                 beat = time.monotonic()

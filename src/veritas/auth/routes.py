@@ -24,13 +24,18 @@ from veritas.errors import (
     RateLimited,
     Unauthorized,
     UnsupportedMediaType,
+    error_responses,
 )
 
-router = APIRouter(prefix="/api/auth", tags=["auth"])
+router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(422, 503))
 
 
-@router.post("/register", status_code=201, response_model=UserOut,
-             responses={429: {"description": "too many registrations from this address"}})
+@router.post("/register", status_code=201, response_model=UserOut, responses=error_responses(
+    401, 403, 409, 413, 429, s401="a token was sent and is not valid",
+    s403="only an admin's token registers a teacher or an admin",
+    s409="email or username already registered",
+    s422="invalid input, or a weak password",
+    s429="too many registrations from this address; retry after Retry-After seconds"))
 async def register(body: RegisterIn, rt: RuntimeDep, ctx: ContextDep, actor: MaybeUser) -> User:
     if actor is None or actor.role is not Role.admin:
         # Counted in its own transaction, so refused registrations (409, 422) count too.
@@ -91,8 +96,12 @@ async def _login_body(request: Request) -> LoginIn:
 
 
 @router.post("/login", response_model=TokenPair, openapi_extra=LOGIN_BODY,
-             responses={415: {"description": "neither JSON nor the OAuth2 form"},
-                        429: {"description": "too many failures; see Retry-After"}})
+             responses=error_responses(
+                 401, 403, 413, 415, 422, 429, s401="wrong credentials",
+                 s403="the account is locked or inactive",
+                 s415="neither JSON nor the OAuth2 password form",
+                 s422="no email or username, or no password",
+                 s429="too many failed logins; retry after Retry-After seconds"))
 async def login(request: Request, rt: RuntimeDep, ctx: ContextDep) -> TokenPair:
     body = await _login_body(request)
     identifier = body.email or body.username or ""
@@ -122,7 +131,8 @@ async def login(request: Request, rt: RuntimeDep, ctx: ContextDep) -> TokenPair:
     return outcome
 
 
-@router.post("/refresh", response_model=TokenPair)
+@router.post("/refresh", response_model=TokenPair, responses=error_responses(
+    401, 413, s401="an invalid, expired, revoked or already used refresh token"))
 async def refresh(body: RefreshIn, rt: RuntimeDep, ctx: ContextDep) -> TokenPair:
     # A reused token revokes its family, which must be committed despite the 401.
     async with unit_of_work(rt, SYSTEM) as session:
@@ -132,7 +142,8 @@ async def refresh(body: RefreshIn, rt: RuntimeDep, ctx: ContextDep) -> TokenPair
     return pair
 
 
-@router.post("/logout", status_code=204, response_class=Response)
+@router.post("/logout", status_code=204, response_class=Response,
+             responses=error_responses(401, 413))
 async def logout(
     session: SessionDep, rt: RuntimeDep, user: CurrentUser, ctx: ContextDep,
     body: LogoutIn | None = None,
@@ -141,7 +152,7 @@ async def logout(
     return Response(status_code=204)
 
 
-@router.get("/me", response_model=UserOut)
+@router.get("/me", response_model=UserOut, responses=error_responses(401))
 async def me(session: SessionDep, user: CurrentUser) -> User:
     row = await session.get(User, user.user_id)
     if row is None:

@@ -65,6 +65,12 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
+class AdminUserOut(UserOut):
+    """A user as the admin's list shows it."""
+
+    last_login: datetime | None
+
+
 class TokenPair(BaseModel):
     access_token: str
     refresh_token: str

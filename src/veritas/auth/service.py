@@ -5,8 +5,9 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +27,7 @@ from veritas.core.channels import REVOCATION_CHANNEL
 from veritas.core.context import PENDING_REVOCATIONS, RequestContext
 from veritas.db.base import Role
 from veritas.errors import Conflict, Forbidden, NotFound, Unauthorized
+from veritas.pagination import PageParams, newest_first, page
 
 INVALID_CREDENTIALS = "invalid credentials"
 
@@ -289,3 +291,29 @@ async def set_active(
     await session.flush()
     await session.refresh(user)
     return user
+
+
+async def list_users(
+    session: AsyncSession, admin: tokens.Claims, paging: PageParams, ctx: RequestContext,
+    role: Role | None, is_active: bool | None, q: str | None,
+) -> dict[str, Any]:
+    """A page of users, newest first; `q` matches email or username (case-insensitively)."""
+    query = select(User)
+    if role is not None:
+        query = query.where(User.role == role)
+    if is_active is not None:
+        query = query.where(User.is_active.is_(is_active))
+    if q:
+        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(User.email.like(pattern), func.lower(User.username).like(pattern)))
+    rows = (await session.scalars(newest_first(query, User.created_at, User.id, paging))).all()
+    result = page(rows, paging, lambda u: (u.created_at, u.id))
+    # The page holds students' names and emails: a read of student data, audited like the
+    # teacher views, with the students it showed so each one's trail can be found.
+    await audit.record(session, ctx, admin.user_id, "view_student_data", "users", None, {
+        "view": "admin_users",
+        "filters": {k: str(v) for k, v in {"role": role, "is_active": is_active, "q": q}.items()
+                    if v is not None},
+        "student_ids": [str(u.id) for u in result["items"] if u.role is Role.student],
+    })
+    return result

@@ -3,67 +3,74 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy import select
+from fastapi import APIRouter, Request, Response
 
-from veritas.deps import ContextDep, RuntimeDep, SessionDep, Staff, Student, unit_of_work
-from veritas.errors import TooLarge
+from veritas.deps import ContextDep, PageDep, RuntimeDep, SessionDep, Staff, Student, unit_of_work
+from veritas.errors import TooLarge, error_responses
 from veritas.exams import schemas, service
-from veritas.exams.models import Exam
-from veritas.exams.permissions import ExamRight, require_exam, restrict
-from veritas.pagination import PageParams, newest_first, page, page_params
+from veritas.exams.models import Exam, TeacherExamPermission
+from veritas.exams.permissions import ExamRight, require_exam
+from veritas.pagination import Page
 
-teacher = APIRouter(prefix="/api/teacher", tags=["teacher"])
-student = APIRouter(prefix="/api/student", tags=["student"])
+# Every route here needs a token of the router's role and reads the database.
+teacher = APIRouter(prefix="/api/teacher", tags=["teacher"],
+                    responses=error_responses(401, 403, 422, 503))
+student = APIRouter(prefix="/api/student", tags=["student"],
+                    responses=error_responses(401, 403, 422, 503))
 
-Page = Annotated[PageParams, Depends(page_params)]
-
-
-@teacher.get("/exams")
-async def list_exams(session: SessionDep, user: Staff, paging: Page) -> dict[str, Any]:
-    query = restrict(select(Exam), Exam.id, user, ExamRight.view)
-    rows = (await session.scalars(newest_first(query, Exam.created_at, Exam.id, paging))).all()
-    result = page(list(rows), paging, lambda e: (e.created_at, e.id))
-    result["items"] = [schemas.exam_out(e) for e in result["items"]]
-    return result
+NO_EXAM = error_responses(404, s404="no such exam")
+HAS_BODY = error_responses(413)
+NOT_OWN_ATTEMPT = error_responses(404, s404="no such attempt of the caller's")
+ENDED = error_responses(409, s409="the attempt has ended (submitted, abandoned, or its time"
+                                  " ran out)")
 
 
-@teacher.post("/exams", status_code=201)
+@teacher.get("/exams", response_model=Page[schemas.ExamOut])
+async def list_exams(session: SessionDep, user: Staff, paging: PageDep) -> dict[str, Any]:
+    return await service.list_exams(session, user, paging)
+
+
+@teacher.post("/exams", status_code=201, response_model=schemas.ExamOut, responses=HAS_BODY)
 async def create_exam(
     body: schemas.ExamCreate, session: SessionDep, user: Staff, ctx: ContextDep
-) -> dict[str, Any]:
-    return schemas.exam_out(await service.create_exam(session, user, body, ctx))
+) -> Exam:
+    return await service.create_exam(session, user, body, ctx)
 
 
-@teacher.get("/exams/{exam_id}")
-async def get_exam(exam_id: uuid.UUID, session: SessionDep, user: Staff) -> dict[str, Any]:
-    return schemas.exam_out(await require_exam(session, user, exam_id, ExamRight.view))
+@teacher.get("/exams/{exam_id}", response_model=schemas.ExamOut, responses=NO_EXAM)
+async def get_exam(exam_id: uuid.UUID, session: SessionDep, user: Staff) -> Exam:
+    return await require_exam(session, user, exam_id, ExamRight.view)
 
 
-@teacher.patch("/exams/{exam_id}")
+@teacher.patch("/exams/{exam_id}", response_model=schemas.ExamOut,
+               responses={**NO_EXAM, **HAS_BODY})
 async def edit_exam(
     exam_id: uuid.UUID, body: schemas.ExamPatch, session: SessionDep, user: Staff,
     ctx: ContextDep,
-) -> dict[str, Any]:
-    return schemas.exam_out(await service.edit_exam(session, user, exam_id, body, ctx))
+) -> Exam:
+    return await service.edit_exam(session, user, exam_id, body, ctx)
 
 
 @teacher.post("/exams/{exam_id}/permissions", status_code=201,
               response_model=schemas.PermissionOut,
-              responses={200: {"model": schemas.PermissionOut, "description": "grant updated"}})
+              responses={200: {"model": schemas.PermissionOut, "description": "grant updated"},
+                         **error_responses(404, 409, 413, s404="no such exam or teacher",
+                                           s409="the creator's own access cannot change")})
 async def grant_permission(
     exam_id: uuid.UUID, body: schemas.PermissionIn, session: SessionDep, user: Staff,
     ctx: ContextDep, response: Response,
-) -> Any:
+) -> TeacherExamPermission:
     row, created = await service.grant(session, user, exam_id, body, ctx)
     response.status_code = 201 if created else 200
     return row
 
 
 @teacher.delete("/exams/{exam_id}/permissions/{teacher_id}", status_code=204,
-                response_class=Response)
+                response_class=Response,
+                responses=error_responses(404, 409, s404="no such exam or permission",
+                                          s409="the creator's own access cannot be revoked"))
 async def revoke_permission(
     exam_id: uuid.UUID, teacher_id: uuid.UUID, session: SessionDep, user: Staff,
     ctx: ContextDep,
@@ -72,25 +79,15 @@ async def revoke_permission(
     return Response(status_code=204)
 
 
-@student.get("/exams/available")
-async def available_exams(session: SessionDep, user: Student, paging: Page) -> dict[str, Any]:
-    query = select(Exam).where(Exam.is_published.is_(True))
-    rows = (await session.scalars(newest_first(query, Exam.created_at, Exam.id, paging))).all()
-    result = page(list(rows), paging, lambda e: (e.created_at, e.id))
-    result["items"] = [
-        schemas.AvailableExam(
-            **{c: getattr(e, c) for c in schemas.AvailableExam.model_fields
-               if c != "question_count"},
-            question_count=len(e.questions),
-        ).model_dump(mode="json")
-        for e in result["items"]
-    ]
-    return result
+@student.get("/exams/available", response_model=Page[schemas.AvailableExamOut])
+async def available_exams(session: SessionDep, user: Student, paging: PageDep) -> dict[str, Any]:
+    return await service.available_exams(session, paging)
 
 
 @student.post("/exams/{exam_id}/start", status_code=201, response_model=schemas.StartOut,
               responses={200: {"model": schemas.StartOut,
-                               "description": "the attempt already in progress"}})
+                               "description": "the attempt already in progress"},
+                         **error_responses(404, s404="no such published exam")})
 async def start_exam(
     exam_id: uuid.UUID, session: SessionDep, rt: RuntimeDep, user: Student, ctx: ContextDep,
     response: Response,
@@ -99,20 +96,16 @@ async def start_exam(
         session, user, exam_id, rt.settings.attempt_grace_minutes, ctx
     )
     response.status_code = 201 if created else 200
-    return schemas.StartOut(
-        attempt_id=attempt.id, exam_id=attempt.exam_id, status=attempt.status,
-        started_at=attempt.started_at, expires_at=attempt.expires_at,
-        questions=[schemas.student_view(q) for q in attempt.submission_data["questions"]],
-        responses=(attempt.submission_data.get("drafts") or [{}])[-1].get("responses", {}),
-    )
+    return schemas.StartOut.of(attempt)
 
 
-@student.post("/attempts/{attempt_id}/drafts", status_code=201,
-              responses={413: {"description": "the draft is over MAX_DRAFT_BYTES"}})
+@student.post("/attempts/{attempt_id}/drafts", status_code=201, response_model=schemas.DraftOut,
+              responses={**NOT_OWN_ATTEMPT, **ENDED, **error_responses(
+                  413, s413="the draft (or the body) is over its size limit")})
 async def save_draft(
     attempt_id: uuid.UUID, body: schemas.DraftIn, request: Request, session: SessionDep,
     rt: RuntimeDep, user: Student,
-) -> dict[str, Any]:
+) -> schemas.DraftOut:
     """Only the latest MAX_DRAFTS_PER_ATTEMPT drafts are kept."""
     limit = rt.settings.max_draft_bytes
     if len(await request.body()) > limit:  # read already, to parse it: no second read
@@ -125,7 +118,8 @@ async def save_draft(
     )
 
 
-@student.post("/exams/{attempt_id}/submit", response_model=schemas.SubmitOut)
+@student.post("/exams/{attempt_id}/submit", response_model=schemas.SubmitOut,
+              responses={**NOT_OWN_ATTEMPT, **ENDED, **HAS_BODY})
 async def submit(
     attempt_id: uuid.UUID, session: SessionDep, rt: RuntimeDep, user: Student, ctx: ContextDep,
     body: schemas.SubmitIn | None = None,
@@ -136,10 +130,4 @@ async def submit(
         session, user, attempt_id, body or schemas.SubmitIn(), rt.settings.attempt_grace_minutes,
         ctx,
     )
-    return schemas.SubmitOut(
-        attempt_id=attempt.id, status=attempt.status, score=attempt.score or 0.0,
-        max_score=attempt.max_score, percentage=attempt.percentage or 0.0,
-        passed=bool(attempt.passed), duration_seconds=attempt.duration_seconds or 0,
-    )
-
-
+    return schemas.SubmitOut.of(attempt)

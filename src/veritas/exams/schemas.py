@@ -7,10 +7,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from veritas.db.base import AttemptStatus
-from veritas.exams.models import Exam
+from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.settings import ExamSettings
 from veritas.json_limits import StorableObject
 from veritas.monitoring.limits import HEARTBEAT_SECONDS
@@ -147,6 +147,8 @@ class ExamPatch(BaseModel):
 class ExamOut(BaseModel):
     """The teacher's view of an exam, answer keys included."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     creator_id: uuid.UUID
     title: str
@@ -160,21 +162,14 @@ class ExamOut(BaseModel):
     enable_monitoring: bool
     enable_integrity_analysis: bool
     questions: list[dict[str, Any]]
-    metadata: dict[str, Any]
+    # The ORM attribute is metadata_ (SQLAlchemy keeps `metadata` for itself).
+    metadata: dict[str, Any] = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     due_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
 
-def exam_out(exam: Exam) -> dict[str, Any]:
-    """An Exam row as its JSON body."""
-    return ExamOut(
-        **{c: getattr(exam, c) for c in ExamOut.model_fields if c != "metadata"},
-        metadata=exam.metadata_,
-    ).model_dump(mode="json")
-
-
-class AvailableExam(BaseModel):
+class AvailableExamOut(BaseModel):
     """The student's view of a published exam: no creator, no questions, no keys."""
 
     id: uuid.UUID
@@ -188,6 +183,13 @@ class AvailableExam(BaseModel):
     question_count: int
     due_at: datetime | None
 
+    @classmethod
+    def of(cls, exam: Exam) -> AvailableExamOut:
+        return cls(id=exam.id, title=exam.title, description=exam.description,
+                   subject=exam.subject, topic=exam.topic, max_score=exam.max_score,
+                   duration_minutes=exam.duration_minutes, passing_score=exam.passing_score,
+                   question_count=len(exam.questions), due_at=exam.due_at)
+
 
 class PermissionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -199,6 +201,8 @@ class PermissionIn(BaseModel):
 
 
 class PermissionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     teacher_id: uuid.UUID
     exam_id: uuid.UUID
     can_view: bool
@@ -214,6 +218,13 @@ class DraftIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     responses: Responses
+
+
+class DraftOut(BaseModel):
+    attempt_id: uuid.UUID
+    draft_number: int  # how many drafts the attempt keeps now, this one included
+    saved_at: datetime
+    responses: dict[str, Any]
 
 
 class SubmitIn(BaseModel):
@@ -234,6 +245,14 @@ class StartOut(BaseModel):
     # How often the exam page sends a heartbeat (the SDK's heartbeatMs / 1000).
     heartbeat_seconds: int = HEARTBEAT_SECONDS
 
+    @classmethod
+    def of(cls, attempt: ExamAttempt) -> StartOut:
+        data = attempt.submission_data
+        return cls(attempt_id=attempt.id, exam_id=attempt.exam_id, status=attempt.status,
+                   started_at=attempt.started_at, expires_at=attempt.expires_at,
+                   questions=[student_view(q) for q in data["questions"]],
+                   responses=(data.get("drafts") or [{}])[-1].get("responses", {}))
+
 
 class SubmitOut(BaseModel):
     attempt_id: uuid.UUID
@@ -243,4 +262,10 @@ class SubmitOut(BaseModel):
     percentage: float
     passed: bool
     duration_seconds: int
+
+    @classmethod
+    def of(cls, attempt: ExamAttempt) -> SubmitOut:
+        return cls(attempt_id=attempt.id, status=attempt.status, score=attempt.score or 0.0,
+                   max_score=attempt.max_score, percentage=attempt.percentage or 0.0,
+                   passed=bool(attempt.passed), duration_seconds=attempt.duration_seconds or 0)
 

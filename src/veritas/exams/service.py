@@ -19,7 +19,8 @@ from veritas.db.base import AttemptStatus, Role
 from veritas.errors import Conflict, Forbidden, Invalid, NotFound
 from veritas.exams import lifecycle, schemas
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
-from veritas.exams.permissions import ExamRight, can_manage_grants, require_exam
+from veritas.exams.permissions import ExamRight, can_manage_grants, require_exam, restrict
+from veritas.pagination import PageParams, newest_first, page
 
 
 def _validated(max_score: float, passing: float, questions: list[dict[str, Any]]) -> None:
@@ -27,6 +28,22 @@ def _validated(max_score: float, passing: float, questions: list[dict[str, Any]]
         schemas.check_exam(max_score, passing, questions)
     except ValueError as exc:
         raise Invalid(str(exc)) from None
+
+
+async def list_exams(session: AsyncSession, user: Claims, paging: PageParams) -> dict[str, Any]:
+    """A page of the exams the caller may view, newest first."""
+    query = restrict(select(Exam), Exam.id, user, ExamRight.view)
+    rows = (await session.scalars(newest_first(query, Exam.created_at, Exam.id, paging))).all()
+    return page(rows, paging, lambda e: (e.created_at, e.id))
+
+
+async def available_exams(session: AsyncSession, paging: PageParams) -> dict[str, Any]:
+    """A page of the published exams, newest first, as students see them."""
+    query = select(Exam).where(Exam.is_published.is_(True))
+    rows = (await session.scalars(newest_first(query, Exam.created_at, Exam.id, paging))).all()
+    result = page(rows, paging, lambda e: (e.created_at, e.id))
+    result["items"] = [schemas.AvailableExamOut.of(e) for e in result["items"]]
+    return result
 
 
 async def create_exam(
@@ -216,7 +233,7 @@ def _check_responses(questions: list[dict[str, Any]], responses: dict[str, Any])
 async def save_draft(
     session: AsyncSession, user: Claims, attempt_id: uuid.UUID, body: schemas.DraftIn,
     grace_minutes: int, keep: int,
-) -> dict[str, Any]:
+) -> schemas.DraftOut:
     attempt = await own_attempt(session, user, attempt_id, lock=True)
     now = lifecycle.now()
     _require_open(attempt, now, grace_minutes)
@@ -228,8 +245,8 @@ async def save_draft(
     drafts = drafts[-keep:]
     attempt.submission_data = attempt.submission_data | {"drafts": drafts}
     await session.flush()
-    return {"attempt_id": attempt.id, "draft_number": len(drafts), "saved_at": now,
-            "responses": body.responses}
+    return schemas.DraftOut(attempt_id=attempt.id, draft_number=len(drafts), saved_at=now,
+                            responses=body.responses)
 
 
 async def submit(

@@ -38,6 +38,7 @@ from veritas.errors import (
     TooLarge,
     Unauthorized,
     VeritasError,
+    error_responses,
     from_database,
 )
 from veritas.exams import lifecycle
@@ -60,8 +61,10 @@ class EventIn(msgspec.Struct, kw_only=True):
     event_type: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.]{1,64}\Z")]
     severity: Literal["normal", "warning", "critical"] = "normal"
     data: dict[str, Any] = {}
-    event_id: str | None = None  # a client UUID; parsed by asyncpg's C UUID, see _row
-    client_timestamp: datetime | None = None
+    # A client UUID; parsed by asyncpg's C UUID, see _row.
+    event_id: Annotated[str, msgspec.Meta(extra_json_schema={"format": "uuid"})] | None = None
+    client_timestamp: Annotated[datetime, msgspec.Meta(extra_json_schema={
+        "format": "date-time"})] | None = None
     description: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
 
 
@@ -87,6 +90,10 @@ def _body_schema(struct: type) -> dict[str, Any]:
             ref = node.get("$ref")
             if ref:
                 return inline(definitions[ref.rsplit("/", 1)[1]])
+            pattern = node.get("pattern")
+            if isinstance(pattern, str) and pattern.endswith("\\Z"):
+                # JSON Schema's regular expressions (ECMA-262) have no \Z; their $ means it.
+                node = node | {"pattern": pattern[:-2] + "$"}
             return {key: inline(value) for key, value in node.items()}
         if isinstance(node, list):
             return [inline(item) for item in node]
@@ -299,27 +306,37 @@ class MonitorEndpoints:
         await send({"type": "http.response.body", "body": body})
 
 
+def _error_responses() -> dict[str, Any]:
+    """The errors both endpoints answer, documented as every FastAPI route documents its own
+    (errors.error_responses), the body a reference to the one error schema."""
+    documented = error_responses(
+        401, 403, 404, 409, 413, 422, 429, 503,
+        s403="only the attempt's student (or an admin) sends its events",
+        s404="no such attempt of the caller's", s409="the attempt has ended",
+        s413="an event's data, or the body, is too large",
+        s429="the attempt sends too fast; retry after Retry-After seconds",
+        s503="busy or database down; retry after Retry-After seconds")
+    return {str(status): {"description": entry["description"],
+                          **({"headers": entry["headers"]} if "headers" in entry else {}),
+                          "content": {"application/json": {"schema": {
+                              "$ref": "#/components/schemas/ErrorOut"}}}}
+            for status, entry in documented.items()}
+
+
 def _operation(summary: str, struct: type, responses: dict[str, Any]) -> dict[str, Any]:
     return {"post": {
         "tags": ["monitoring"], "summary": summary,
         "operationId": summary.lower().replace(" ", "_"),
         "security": [{"OAuth2PasswordBearer": []}],
         **_body_schema(struct),
-        "responses": {**responses, **{
-            str(status): {"description": text, "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"detail": {"type": "string"}}}}}}
-            for status, text in ((401, "not authenticated"), (404, "unknown attempt"),
-                                 (409, "the attempt has ended"), (413, "an event too large"),
-                                 (422, "invalid body"),
-                                 (429, "the attempt sends too fast; retry after Retry-After"),
-                                 (503, "busy or database down; retry"))
-        }},
+        "responses": {**responses, **_error_responses()},
     }}
 
 
 _RECORDED = {"content": {"application/json": {"schema": {
-    "type": "object", "properties": {"id": {"type": "string", "format": "uuid"},
-                                     "status": {"enum": ["recorded", "duplicate"]}}}}}}
+    "type": "object", "required": ["id", "status"],
+    "properties": {"id": {"type": "string", "format": "uuid"},
+                   "status": {"enum": ["recorded", "duplicate"]}}}}}}
 
 # Merged into the app's OpenAPI document (app.py), since no FastAPI route serves these paths.
 OPENAPI_PATHS = {
@@ -327,7 +344,9 @@ OPENAPI_PATHS = {
         "201": {"description": "stored", **_RECORDED},
         "200": {"description": "a duplicate, already stored", **_RECORDED}}),
     "/api/monitor/events/batch": _operation("Record batch", BatchIn, {
-        "201": {"description": "stored", "content": {"application/json": {"schema": {
-            "type": "object", "properties": {"recorded": {"type": "integer"},
-                                             "duplicates": {"type": "integer"}}}}}}}),
+        "201": {"description": "stored (duplicates are counted, not stored again)",
+                "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["recorded", "duplicates"],
+                    "properties": {"recorded": {"type": "integer", "minimum": 0},
+                                   "duplicates": {"type": "integer", "minimum": 0}}}}}}}),
 }

@@ -115,7 +115,7 @@ export function timelineStrip(title, { start, end, events }) {
     const at = new Date(e.client_timestamp || e.server_timestamp).getTime();
     const y = 24 + lanes.indexOf(e.event_type) * laneH;
     const color = e.is_anomaly ? 'var(--danger)' : LANE_COLORS[e.event_type] || 'var(--accent)';
-    const duration = Number(e.data?.duration_ms) || 0;
+    const duration = Number(e.data_payload?.duration_ms) || 0;
     const mark = duration > 0
       ? s('rect', { x: x(at - duration), y: y + 5, width: Math.max(2, x(at) - x(at - duration)), height: laneH - 10, fill: color, opacity: 0.8 })
       : s('rect', { x: x(at) - 1, y: y + 4, width: 2, height: laneH - 8, fill: color });

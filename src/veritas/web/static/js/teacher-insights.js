@@ -254,7 +254,7 @@ export async function attemptTimeline({ view, params }) {
     { label: 'Event', key: 'event_type' },
     { label: 'Severity', key: 'severity' },
     { label: 'Anomaly', render: (e) => (e.is_anomaly ? h('strong', {}, `yes (${fmt(e.anomaly_score)})`) : 'no') },
-    { label: 'Data', render: (e) => compactData(e.data) },
+    { label: 'Data', render: (e) => compactData(e.data_payload) },
     { label: 'Description', render: (e) => e.description || '—' },
   ], onlyAnomalies.checked ? events.filter((e) => e.is_anomaly) : events, 'Every event of this attempt'));
   onlyAnomalies.addEventListener('change', draw);
