@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match, Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from veritas import jobs
@@ -165,14 +165,17 @@ def _errors_are_json(schema: dict) -> None:
                     response["content"] = {"application/json": {"schema": ERROR_SCHEMA}}
 
 
-def allowed_methods(app: ASGIApp, scope: Scope) -> list[str]:
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(router: Router, scope: Scope) -> list[str]:
     """Every method some route serves at the request's path: a 405's Allow header. Starlette
-    names only the first matching route's, so a path with GET and PATCH routes said GET."""
-    methods: set[str] = set()
-    for route in getattr(app, "routes", []):
-        if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE:
-            methods |= route.methods
-    return sorted(methods)
+    names only the first matching route's, so a path with GET and PATCH routes said GET.
+    Each method is put to the routes (the pages' and assets' mounts serve anything)."""
+    routes = [route for route in router.routes if not isinstance(route, Mount)]
+    return [method for method in HTTP_METHODS
+            if any(route.matches({**scope, "method": method})[0] is Match.FULL
+                   for route in routes)]
 
 
 class _BodyTooLarge(Exception):

@@ -28,3 +28,36 @@ def test_pages_are_still_served_at_the_root(api: Api) -> None:
     assert index.status_code == 200 and "text/html" in index.headers["content-type"]
     assert api.get("/js/api.js").status_code == 200
     assert api.get("/no-such-page.html").status_code == 404
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("OPTIONS", "/api/teacher/exams", "GET, POST"),
+    ("PUT", "/api/teacher/exams/00000000-0000-4000-8000-000000000000", "GET, PATCH"),
+    ("DELETE", "/api/teacher/attempts/00000000-0000-4000-8000-000000000000/reviews",
+     "GET, POST"),
+    ("GET", "/api/monitor/events", "POST"),
+    ("POST", "/api/auth/me", "GET"),
+])
+def test_a_405_names_every_method_of_its_path(api: Api, method: str, path: str,
+                                              allowed: str) -> None:
+    # Routes of one path are separate; Allow once named only the first one's method.
+    response = api.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    assert response.json() == {"detail": "Method Not Allowed"}
+
+
+@pytest.mark.parametrize("media_type", [
+    None, "application/json", "application/json; charset=latin-1", "application/problem+json",
+    "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
+def test_bodies_that_are_not_utf8_are_a_documented_4xx(api: Api, media_type: str | None) -> None:
+    teacher = api.user("teacher")
+    body = b'{"title": "\xff\xfe", "subject": "x"}'
+    headers = {"content-type": media_type} if media_type else {}
+    # Login takes JSON or the OAuth2 form only (415 for anything else); FastAPI's routes give
+    # 422 for a body they cannot read, never its own undocumented 400.
+    for path, extra, documented in (("/api/teacher/exams", teacher["headers"], {422}),
+                                    ("/api/auth/login", {}, {415, 422})):
+        response = api.post(path, content=body, headers=headers | extra)
+        assert response.status_code in documented, (path, response.text)
+        assert set(response.json()) == {"detail"}

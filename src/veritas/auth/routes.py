@@ -154,7 +154,4 @@ async def logout(
 
 @router.get("/me", response_model=UserOut, responses=error_responses(401))
 async def me(session: SessionDep, user: CurrentUser) -> User:
-    row = await session.get(User, user.user_id)
-    if row is None:
-        raise Unauthorized("user no longer exists")
-    return row
+    return await service.current_user(session, user)

@@ -262,6 +262,14 @@ async def replace_passwords(
     await _announce(session, [revoke_message(j, e.timestamp()) for j, e in result.all()])
 
 
+async def current_user(session: AsyncSession, caller: tokens.Claims) -> User:
+    """The caller's own record; 401 if it is gone (deleted since the token was checked)."""
+    row = await session.get(User, caller.user_id)
+    if row is None:
+        raise Unauthorized("user no longer exists")
+    return row
+
+
 async def set_active(
     session: AsyncSession, actor: tokens.Claims, user_id: uuid.UUID, active: bool,
     ctx: RequestContext,
