@@ -8,7 +8,7 @@ import gc
 import hmac
 import logging
 from collections.abc import AsyncIterator
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 from fastapi import FastAPI, Request, Response
@@ -154,7 +154,7 @@ class ReadyOut(BaseModel):
 ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorOut"}
 
 
-def _errors_are_json(schema: dict) -> None:
+def _errors_are_json(schema: dict[str, Any]) -> None:
     """FastAPI documents an error body in the media type of the route's success (text/plain
     for /metrics, text/event-stream for the alert stream); every error answer is JSON."""
     for item in schema["paths"].values():
@@ -235,6 +235,7 @@ async def _warn_if_too_powerful(pool: asyncpg.Pool, settings: Settings) -> None:
     """Say loudly when the runtime role could get around row-level security or the audit
     log's grants: PostgreSQL then no longer checks the application."""
     row = await pool.fetchrow(POWER_SQL)
+    assert row is not None  # the current user always has its pg_roles row
     reasons = too_powerful(row["rolsuper"], row["rolbypassrls"], row["owns_tables"])
     if not reasons:
         return
@@ -329,14 +330,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CountRequests)
     generate_openapi = app.openapi
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = generate_openapi()  # cached in app.openapi_schema, and completed here
-            schema["paths"].update(MONITOR_PATHS)
-            _errors_are_json(schema)
+            app.openapi_schema = generate_openapi()
+            app.openapi_schema["paths"].update(MONITOR_PATHS)
+            _errors_are_json(app.openapi_schema)
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
 
     @app.exception_handler(VeritasError)
     async def veritas_error(_request: Request, exc: VeritasError) -> JSONResponse:

@@ -30,7 +30,8 @@ bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/login", auto_error=False)
 
 
 def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+    app_runtime: Runtime = request.app.state.runtime  # set by create_app's lifespan
+    return app_runtime
 
 
 # Dependencies are coroutines: FastAPI runs a plain `def` dependency in a thread, which costs
@@ -155,7 +156,7 @@ async def _transaction(request: Request, caller: MaybeUser) -> AsyncIterator[Asy
 SessionDep = Annotated[AsyncSession, Depends(_transaction, scope="function")]
 
 
-def require_role(*roles: Role):
+def require_role(*roles: Role) -> Any:  # what Depends() returns
     async def check(user: CurrentUser) -> tokens.Claims:
         if user.role not in roles:
             raise Forbidden(f"requires role {' or '.join(r.value for r in roles)}")
@@ -184,7 +185,7 @@ class AttemptAccess(NamedTuple):
     exam: Exam
 
 
-def attempt_access(right: ExamRight) -> Any:
+def attempt_access(right: ExamRight) -> Any:  # what Depends() returns
     """The path's attempt, of an exam on which the staff caller holds `right`: 404 for an
     unknown attempt, 403 for another teacher's (exams.permissions.require_attempt)."""
 

@@ -57,10 +57,11 @@ def decode_cursor(cursor: str, *parsers: Callable[[str], Any]) -> tuple[Any, ...
 
 
 TIME_AND_ID = (datetime.fromisoformat, uuid.UUID)
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
 
 
-def keyset(query: Select, page: PageParams, keys: Sequence[tuple[Any, Callable[[str], Any]]],
-           *, descending: bool) -> Select:
+def keyset(query: _Query, page: PageParams, keys: Sequence[tuple[Any, Callable[[str], Any]]],
+           *, descending: bool) -> _Query:
     """Order by the key columns (the last one unique), start after the cursor, and fetch one
     extra row; `keys` pairs each column with the parser of its cursor part."""
     columns = [column for column, _ in keys]
@@ -71,13 +72,13 @@ def keyset(query: Select, page: PageParams, keys: Sequence[tuple[Any, Callable[[
     return query.order_by(*order).limit(page.limit + 1)
 
 
-def newest_first(query: Select, sort_col: Any, id_col: Any, page: PageParams) -> Select:
+def newest_first(query: _Query, sort_col: Any, id_col: Any, page: PageParams) -> _Query:
     """Order by (sort_col, id) descending, starting after the cursor; fetch one extra row."""
     return keyset(query, page, [(sort_col, TIME_AND_ID[0]), (id_col, TIME_AND_ID[1])],
                   descending=True)
 
 
-def oldest_first(query: Select, sort_col: Any, id_col: Any, page: PageParams) -> Select:
+def oldest_first(query: _Query, sort_col: Any, id_col: Any, page: PageParams) -> _Query:
     """Order by (sort_col, id) ascending, starting after the cursor; fetch one extra row."""
     return keyset(query, page, [(sort_col, TIME_AND_ID[0]), (id_col, TIME_AND_ID[1])],
                   descending=False)

@@ -160,7 +160,7 @@ async def _draft(tx: InTransaction, student: Claims, attempt_id: uuid.UUID,
                                        DraftIn(responses=responses),
                                        tx.settings.attempt_grace_minutes,
                                        tx.settings.max_drafts_per_attempt)
-    return saved["draft_number"]
+    return saved.draft_number
 
 
 async def test_each_question_scores_all_or_nothing_and_the_pass_mark_is_in_points(

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from veritas.db.base import DropoutRisk
 from veritas.json_limits import StorableObject
@@ -76,10 +76,10 @@ class ReviewIn(BaseModel):
 
 
 class ReviewDecisionOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, validate_by_name=True)
 
     id: uuid.UUID
-    attempt_id: uuid.UUID = Field(validation_alias=AliasChoices("exam_attempt_id", "attempt_id"))
+    attempt_id: uuid.UUID = Field(validation_alias="exam_attempt_id")
     alert_id: uuid.UUID | None
     reviewer_id: uuid.UUID
     decision: Decision

@@ -21,6 +21,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import Label
 
 from veritas.analysis.models import AnalysisAlert, BehaviorAnalysis
 from veritas.analytics.schemas import (
@@ -59,7 +60,9 @@ async def profile(session: AsyncSession, student_id: uuid.UUID) -> StudentProfil
     )
 
 
-def _history_query(student_id: uuid.UUID, scope: Select | None, limit: int) -> Select:
+def _history_query(
+    student_id: uuid.UUID, scope: Select[uuid.UUID] | None, limit: int
+) -> Select[*tuple[Any, ...]]:
     """A student's attempts, newest first, with the columns of a history item; `scope`
     limits them to some exam ids."""
     a = ExamAttempt
@@ -76,7 +79,8 @@ def _history_query(student_id: uuid.UUID, scope: Select | None, limit: int) -> S
 
 
 async def history(
-    session: AsyncSession, student_id: uuid.UUID, scope: Select | None = None, limit: int = 50
+    session: AsyncSession, student_id: uuid.UUID, scope: Select[uuid.UUID] | None = None,
+    limit: int = 50,
 ) -> list[HistoryItem]:
     """A student's attempts as a teacher sees them, newest first."""
     rows = (await session.execute(_history_query(student_id, scope, limit))).all()
@@ -182,11 +186,11 @@ async def events(
 # --- teachers ---------------------------------------------------------------------------
 
 
-# The figures of the seed's materialized view exam_performance_summary (completed attempts
-# only), computed live: the view lags by up to a refresh interval, so a teacher would see an
-# exam's students next to stale counts. A page of exams' attempts is cheap through
-# ix_exam_attempts_exam_student. The view and its scheduled refresh stay in the schema.
-def _stat_columns() -> tuple:
+# The figures of the reporting view exam_performance_summary (completed attempts only),
+# computed live: the view lags by up to a refresh interval, so a teacher would see an exam's
+# students next to stale counts. A page of exams' attempts is cheap through
+# ix_exam_attempts_exam_student. The view is for reporting in SQL (README).
+def _stat_columns() -> tuple[Label[Any], ...]:
     a = ExamAttempt
     return (
         func.count(distinct(a.student_id)).label("unique_students"),
@@ -268,7 +272,7 @@ async def flagged_students(
     return [FlaggedStudentOut.model_validate(r) for r in rows.all()]
 
 
-def alerts_query(user: Claims, since: datetime) -> Select:
+def alerts_query(user: Claims, since: datetime) -> Select[*tuple[Any, ...]]:
     """Alerts updated since `since` at exams the caller may analyze: anomalies folded per
     attempt and event type (with their count), and alerts raised by analyses, as one
     selectable with the same columns."""

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from veritas.analysis.schemas import BehaviorAnalysisOut, Outcome
 from veritas.db.base import AnalysisStatus, AttemptStatus, DropoutRisk, Severity
@@ -191,7 +191,9 @@ class ExamStats(BaseModel):
 class ExamStatsOut(ExamStats):
     """An exam on the teacher's dashboard, with its figures."""
 
-    exam_id: uuid.UUID = Field(validation_alias=AliasChoices("id", "exam_id"))
+    model_config = ConfigDict(from_attributes=True, validate_by_name=True)
+
+    exam_id: uuid.UUID = Field(validation_alias="id")
     title: str
     subject: str
     is_published: bool
@@ -199,9 +201,9 @@ class ExamStatsOut(ExamStats):
 
 
 class FlaggedStudentOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, validate_by_name=True)
 
-    student_id: uuid.UUID = Field(validation_alias=AliasChoices("id", "student_id"))
+    student_id: uuid.UUID = Field(validation_alias="id")
     username: str
     full_name: str | None
     flagged_attempts: int
@@ -239,9 +241,9 @@ class TeacherDashboardOut(BaseModel):
 
 
 class StudentAttemptSummary(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, validate_by_name=True)
 
-    attempt_id: uuid.UUID = Field(validation_alias=AliasChoices("id", "attempt_id"))
+    attempt_id: uuid.UUID = Field(validation_alias="id")
     status: AttemptStatus
     score: float | None
     percentage: float | None
@@ -274,11 +276,11 @@ class ExamAnalyticsOut(BaseModel):
 class EventOut(BaseModel):
     """A stored monitoring event, under its column names."""
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, validate_by_name=True)
 
     id: uuid.UUID
     event_id: uuid.UUID
-    attempt_id: uuid.UUID = Field(validation_alias=AliasChoices("exam_attempt_id", "attempt_id"))
+    attempt_id: uuid.UUID = Field(validation_alias="exam_attempt_id")
     student_id: uuid.UUID
     event_type: str
     severity: Severity

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from veritas.db.base import AttemptStatus
 from veritas.exams.models import Exam, ExamAttempt
@@ -147,7 +147,7 @@ class ExamPatch(BaseModel):
 class ExamOut(BaseModel):
     """The teacher's view of an exam, answer keys included."""
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, validate_by_name=True)
 
     id: uuid.UUID
     creator_id: uuid.UUID
@@ -162,8 +162,9 @@ class ExamOut(BaseModel):
     enable_monitoring: bool
     enable_integrity_analysis: bool
     questions: list[dict[str, Any]]
-    # The ORM attribute is metadata_ (SQLAlchemy keeps `metadata` for itself).
-    metadata: dict[str, Any] = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    # The ORM attribute is metadata_ (SQLAlchemy keeps `metadata` for itself); a body built
+    # from the model is read back by the field's own name (validate_by_name).
+    metadata: dict[str, Any] = Field(validation_alias="metadata_")
     due_at: datetime | None
     created_at: datetime
     updated_at: datetime
