@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -198,8 +199,12 @@ class PrivatePostgres:
 
 
 @pytest.fixture()
-def private_postgres(tmp_path: Path):
-    pg = PrivatePostgres(tmp_path)
+def private_postgres():
+    # Not under pytest's tmp_path: the server runs as another system user, which pgserver lets
+    # into the directory's parents, and every pytest process that starts meanwhile (another
+    # suite on the same machine) closes pytest's own root to other users again.
+    root = Path(tempfile.mkdtemp(prefix="veritas-durability-"))
+    pg = PrivatePostgres(root)
     try:
         from veritas.db.migrate import upgrade
 
@@ -209,7 +214,7 @@ def private_postgres(tmp_path: Path):
         try:
             pg.close()
         finally:
-            shutil.rmtree(tmp_path / "pg", ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def test_database_stopped_mid_load_then_back(
