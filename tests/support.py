@@ -4,11 +4,14 @@ same factories in-process on a transaction that is rolled back."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,20 @@ def drop_database(base_url: str, url: str) -> None:
     with psycopg.connect(_admin_url(base_url), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
             sql.Identifier(name)))
+
+
+@contextlib.contextmanager
+def embedded_root() -> Iterator[Path]:
+    """A directory for an embedded PostgreSQL of a test's own, removed afterwards.
+
+    Not under pytest's tmp_path: the server runs as another system user, whom pgserver lets
+    into the directory's parents, and every pytest process that starts meanwhile (another
+    suite on the same machine) closes pytest's root to other users again."""
+    root = Path(tempfile.mkdtemp(prefix="veritas-embedded-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ import psutil
 import psycopg
 import pytest
 
-from tests.support import Api, free_port
+from tests.support import Api, embedded_root, free_port
 
 HEADER_TIMEOUT = 2.0
 # Settings the suite exports that a first run on a fresh machine does not have.
@@ -92,9 +92,13 @@ def wait_gone(data_dir: Path, seconds: float = 20) -> list[psutil.Process]:
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve, Path]]:
+def first_run() -> Iterator[tuple[Serve, Path]]:
     """A first `veritas serve` on a fresh machine: empty embedded database, no secret."""
-    root = tmp_path_factory.mktemp("first-run")
+    with embedded_root() as root:
+        yield from _first_run(root)
+
+
+def _first_run(root: Path) -> Iterator[tuple[Serve, Path]]:
     data = root / "data"
     env = fresh_env(data, HEADER_READ_TIMEOUT_SECONDS=str(HEADER_TIMEOUT))
     server = Serve(env, root / "serve.log")
@@ -187,16 +191,17 @@ def _response(sock: socket.socket) -> bytes:
     return data
 
 
-def test_sigterm_stops_the_embedded_postgresql_too(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    server = Serve(fresh_env(data), tmp_path / "serve.log")
-    try:
-        assert postgres_of(data), "the embedded PostgreSQL should run while serving"
-        assert server.stop(signal.SIGTERM) == 0, server.output()
-        assert wait_gone(data) == [], "the embedded PostgreSQL outlived veritas serve"
-    finally:
-        server.stop(signal.SIGKILL)
-        stop_leftover_postgres(data)
+def test_sigterm_stops_the_embedded_postgresql_too() -> None:
+    with embedded_root() as root:
+        data = root / "data"
+        server = Serve(fresh_env(data), root / "serve.log")
+        try:
+            assert postgres_of(data), "the embedded PostgreSQL should run while serving"
+            assert server.stop(signal.SIGTERM) == 0, server.output()
+            assert wait_gone(data) == [], "the embedded PostgreSQL outlived veritas serve"
+        finally:
+            server.stop(signal.SIGKILL)
+            stop_leftover_postgres(data)
 
 
 def test_debug_without_a_secret_shares_one_key_across_workers(

@@ -7,8 +7,6 @@ acknowledged is sent again until it is. Then the table must hold every event exa
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -19,7 +17,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from tests.support import METRICS_TOKEN, Api, ServerProcess, bearer
+from tests.support import METRICS_TOKEN, Api, ServerProcess, bearer, embedded_root
 
 from veritas.db.roles import ensure_runtime_login
 
@@ -200,21 +198,15 @@ class PrivatePostgres:
 
 @pytest.fixture()
 def private_postgres():
-    # Not under pytest's tmp_path: the server runs as another system user, which pgserver lets
-    # into the directory's parents, and every pytest process that starts meanwhile (another
-    # suite on the same machine) closes pytest's own root to other users again.
-    root = Path(tempfile.mkdtemp(prefix="veritas-durability-"))
-    pg = PrivatePostgres(root)
-    try:
-        from veritas.db.migrate import upgrade
-
-        upgrade(pg.url)
-        yield pg
-    finally:
+    with embedded_root() as root:
+        pg = PrivatePostgres(root)
         try:
-            pg.close()
+            from veritas.db.migrate import upgrade
+
+            upgrade(pg.url)
+            yield pg
         finally:
-            shutil.rmtree(root, ignore_errors=True)
+            pg.close()
 
 
 def test_database_stopped_mid_load_then_back(
