@@ -48,6 +48,7 @@ TEACHER_READS = [
     ("GET", "/api/teacher/students/{student}"),
     ("GET", "/api/teacher/attempts/{attempt}"),
     ("GET", "/api/teacher/attempts/{attempt}/monitoring"),
+    ("GET", "/api/teacher/attempts/{attempt}/responses"),
 ]
 ALLOWED_TEACHER_READ = {"owner", "granted", "admin"}
 
@@ -104,6 +105,43 @@ def test_student_attempt_view(api: Api, world: dict, who: str) -> None:
         for secret in ("data_payload", "anomaly_score", "analysis_notes", "creator_id",
                        world["owner"]["email"], "correct"):
             assert secret not in body
+
+
+@pytest.mark.parametrize("who", ["anonymous", "student", "other_student", "owner", "granted",
+                                 "viewer", "stranger", "admin"])
+def test_grades(api: Api, world: dict, who: str) -> None:
+    # Grading needs can_edit: the granted colleague (view and analytics) and a view-only one
+    # read the answers but may not grade them.
+    if who == "viewer":
+        world["viewer"] = world.get("viewer") or api.user("teacher")
+        api.grant(world["owner"], world["exam"], world["viewer"], can_view_analytics=False)
+    attempt_id = world["attempt"]["attempt_id"]
+    response = _call(api, world[who], "PUT", f"/api/teacher/attempts/{attempt_id}/grades/q3",
+                     json={"points": 1, "feedback": f"graded by {who}"})
+    expected = {"anonymous": 401, "owner": 200, "admin": 200}.get(who, 403)
+    assert response.status_code == expected, response.text
+    if expected != 200:
+        assert world["student"]["email"] not in response.text
+        assert f"graded by {who}" not in _call(api, world["owner"], "GET",
+                                               f"/api/teacher/attempts/{attempt_id}/responses"
+                                               ).text
+    foreign = _call(api, world[who], "PUT", f"/api/teacher/attempts/"
+                    f"{world['other_attempt']['attempt_id']}/grades/q3", json={"points": 1})
+    # The other attempt is the stranger's exam's, and still in progress.
+    assert foreign.status_code in ((401,) if who == "anonymous" else
+                                   (409,) if who in ("admin", "stranger") else (403, 404)
+                                   ), foreign.text
+    queue = _call(api, world[who], "GET", "/api/teacher/grading", params={"status": "pending"})
+    if who == "anonymous":
+        assert queue.status_code == 401
+    elif who in ("student", "other_student"):
+        assert queue.status_code == 403
+    else:
+        assert queue.status_code == 200
+        assert world["other_attempt"]["attempt_id"] not in queue.text or who == "admin"
+        assert world["other_student"]["id"] not in queue.text
+        if who == "stranger":
+            assert queue.json()["items"] == []
 
 
 @pytest.mark.parametrize("who", ["anonymous", "student", "owner", "admin"])

@@ -41,6 +41,7 @@ from veritas.errors import VeritasError, error_responses, from_database
 from veritas.exams import lifecycle
 from veritas.exams.routes import student as student_exams
 from veritas.exams.routes import teacher as teacher_exams
+from veritas.grading.routes import router as grading_router
 from veritas.json_limits import JsonBodyPolicy
 from veritas.metrics import collection_timer
 from veritas.monitoring.asgi import OPENAPI_PATHS as MONITOR_PATHS
@@ -371,7 +372,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)
 
     for router in (auth_router, student_exams, student_views, teacher_exams,
-                   teacher_views, admin_router, analysis_router, review_router):
+                   teacher_views, admin_router, analysis_router, review_router,
+                   grading_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["ops"], response_model=HealthOut)

@@ -30,6 +30,7 @@ from veritas.db.unit_of_work import SYSTEM, unit_of_work
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
 from veritas.exams.schemas import earned_points
 from veritas.exams.settings import exam_settings
+from veritas.grading.rules import grading_status
 from veritas.monitoring.ingest import REFOLD_SQL, event_row_id
 from veritas.monitoring.partitions import copy_events
 from veritas.monitoring.rules import evaluate
@@ -235,6 +236,8 @@ async def build_demo(url: str, *, password: str | None, students: int) -> None:
                         score=score, max_score=exam.max_score,
                         percentage=score / exam.max_score * 100,
                         passed=score >= exam.passing_score, started_at=started,
+                        # The essays wait for their teacher, as after a real submit.
+                        grading_status=grading_status(exam.questions, ()),
                         expires_at=started + timedelta(minutes=exam.duration_minutes),
                         completed_at=started + timedelta(seconds=took), duration_seconds=took,
                         submission_data={"questions": exam.questions, "drafts": [],
@@ -243,7 +246,7 @@ async def build_demo(url: str, *, password: str | None, students: int) -> None:
                     )
                     session.add(attempt)
                     await session.flush()
-                    await refresh_student(session, user.id)
+                    await refresh_student(session, user.id, lock=False)  # one transaction
                     # Analyses run in the worker (inside `veritas serve`), as for real submits.
                     await enqueue_analysis(session, attempt.id)
                     await session.execute(text("SELECT veritas_ensure_event_partition(:s)"),

@@ -417,8 +417,19 @@ async def student_aggregates(
     }
 
 
-async def refresh_student(session: AsyncSession, student_id: uuid.UUID) -> None:
-    """Rewrite the student's profile and performance_metrics from the raw tables."""
+async def refresh_student(
+    session: AsyncSession, student_id: uuid.UUID, *, lock: bool = True
+) -> None:
+    """Rewrite the student's profile and performance_metrics from the raw tables.
+
+    With `lock`, rewrites of one student queue up until the transaction ends, so each reads
+    what the one before it committed: a submit, an analysis and a grade of two different
+    attempts at once would otherwise each write totals missing the other's change. A bulk
+    rebuild in one transaction passes False (one lock per student would fill the lock table).
+    """
+    if lock:
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                              {"k": f"student:{student_id}"})
     values = await student_aggregates(session, student_id)
     await session.execute(update(StudentProfile).where(StudentProfile.user_id == student_id)
                           .values(**values["profile"], updated_at=func.now()))
@@ -433,7 +444,7 @@ async def recompute_all(session: AsyncSession) -> int:
     """Rebuild every student's denormalized rows; returns how many students."""
     ids = (await session.scalars(select(StudentProfile.user_id))).all()
     for student_id in ids:
-        await refresh_student(session, student_id)
+        await refresh_student(session, student_id, lock=False)
     return len(ids)
 
 

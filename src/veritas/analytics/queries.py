@@ -42,7 +42,7 @@ from veritas.analytics.schemas import (
 )
 from veritas.auth.models import PerformanceMetrics, StudentProfile, User
 from veritas.auth.tokens import Claims
-from veritas.db.base import AttemptStatus, DropoutRisk, Severity
+from veritas.db.base import AttemptStatus, DropoutRisk, GradingStatus, Severity
 from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.permissions import ExamRight, restrict
 from veritas.monitoring.models import MonitoringAlert, MonitoringEvent
@@ -68,8 +68,8 @@ def _history_query(
     a = ExamAttempt
     query = (
         select(a.id.label("attempt_id"), a.exam_id, Exam.title.label("exam_title"), Exam.subject,
-               a.status, a.score, a.max_score, a.percentage, a.passed, a.integrity_score,
-               a.dropout_label, a.flagged, a.started_at, a.completed_at)
+               a.status, a.score, a.max_score, a.percentage, a.passed, a.grading_status,
+               a.integrity_score, a.dropout_label, a.flagged, a.started_at, a.completed_at)
         .join(Exam, Exam.id == a.exam_id)
         .where(a.student_id == student_id)
         .order_by(a.started_at.desc(), a.id.desc())
@@ -200,6 +200,8 @@ def _stat_columns() -> tuple[Label[Any], ...]:
         func.avg(a.integrity_score).label("avg_integrity"),
         func.count(a.id).filter(a.dropout_label == DropoutRisk.high_risk).label("high_risk_count"),
         func.count(a.id).filter(a.flagged).label("flagged_count"),
+        func.count(a.id).filter(a.grading_status == GradingStatus.pending)
+        .label("pending_grading"),
     )
 
 
@@ -232,7 +234,8 @@ async def exam_analytics(
         await session.execute(
             select(ExamAttempt.id, ExamAttempt.student_id, ExamAttempt.status,
                    ExamAttempt.score, ExamAttempt.percentage, ExamAttempt.passed,
-                   ExamAttempt.integrity_score, ExamAttempt.flagged, ExamAttempt.dropout_label,
+                   ExamAttempt.grading_status, ExamAttempt.integrity_score, ExamAttempt.flagged,
+                   ExamAttempt.dropout_label,
                    ExamAttempt.started_at, ExamAttempt.completed_at,
                    User.username, User.full_name)
             .join(User, User.id == ExamAttempt.student_id)

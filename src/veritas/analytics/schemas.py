@@ -9,9 +9,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from veritas.analysis.schemas import BehaviorAnalysisOut, Outcome
-from veritas.db.base import AnalysisStatus, AttemptStatus, DropoutRisk, Severity
+from veritas.db.base import AnalysisStatus, AttemptStatus, DropoutRisk, GradingStatus, Severity
 from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.schemas import ExamOut
+from veritas.grading.schemas import StudentResults
+
+# `grading_status` stands beside every score: `pending` while an essay or short answer waits
+# for its teacher (the score may still change), `graded`, or null before a submit.
 
 # --- a student's own views ----------------------------------------------------------------
 
@@ -42,6 +46,7 @@ class OwnHistoryItem(BaseModel):
     max_score: float
     percentage: float | None
     passed: bool | None
+    grading_status: GradingStatus | None
     integrity_score: float | None
     started_at: datetime
     completed_at: datetime | None
@@ -83,6 +88,7 @@ class AttemptOut(BaseModel):
     max_score: float
     percentage: float | None
     passed: bool | None
+    grading_status: GradingStatus | None
     integrity_score: float | None
     started_at: datetime
     expires_at: datetime
@@ -97,6 +103,7 @@ class AttemptOut(BaseModel):
             "attempt_id": attempt.id, "exam_id": attempt.exam_id, "exam_title": exam.title,
             "status": attempt.status, "score": attempt.score, "max_score": attempt.max_score,
             "percentage": attempt.percentage, "passed": attempt.passed,
+            "grading_status": attempt.grading_status,
             "integrity_score": attempt.integrity_score, "started_at": attempt.started_at,
             "expires_at": attempt.expires_at, "completed_at": attempt.completed_at,
             "duration_seconds": attempt.duration_seconds,
@@ -118,7 +125,7 @@ class Feedback(BaseModel):
     recommendations: list[Any]
 
 
-class StudentAttemptOut(AttemptOut):
+class StudentAttemptOut(AttemptOut, StudentResults):
     monitoring_summary: MonitoringSummary
     integrity: OwnIntegrity
     review: ReviewStatus
@@ -172,7 +179,7 @@ class StudentDetailOut(BaseModel):
 
 
 STAT_FIELDS = ("unique_students", "total_attempts", "avg_score", "pass_rate", "avg_integrity",
-               "high_risk_count")
+               "high_risk_count", "pending_grading")
 
 
 class ExamStats(BaseModel):
@@ -186,6 +193,8 @@ class ExamStats(BaseModel):
     pass_rate: float | None
     avg_integrity: float | None
     high_risk_count: int
+    # Completed attempts whose score may still change: their share of the figures above.
+    pending_grading: int
 
 
 class ExamStatsOut(ExamStats):
@@ -248,6 +257,7 @@ class StudentAttemptSummary(BaseModel):
     score: float | None
     percentage: float | None
     passed: bool | None
+    grading_status: GradingStatus | None
     integrity_score: float | None
     flagged: bool
     started_at: datetime

@@ -32,10 +32,12 @@ from veritas.auth.tokens import Claims
 from veritas.core.context import RequestContext
 from veritas.db.base import Role, Severity
 from veritas.errors import NotFound
+from veritas.exams import lifecycle
 from veritas.exams import service as exams
 from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.permissions import ExamRight, require_exam, visible_exam_ids
 from veritas.exams.schemas import ExamOut
+from veritas.grading import service as grading
 from veritas.pagination import PageParams
 
 # Alerts are about what needs attention now; older ones are one `since` away.
@@ -67,8 +69,10 @@ async def student_attempt(
     assert exam is not None
     found = await queries.attempt_analysis(session, attempt.id)
     decisions = await review.decisions_of(session, attempt.id)
+    # Per-question points, feedback and correct answers, as the exam's show_results allows.
+    results = await grading.student_results(session, exam, attempt, lifecycle.now())
     return StudentAttemptOut(
-        **AttemptOut.fields(attempt, exam),
+        **AttemptOut.fields(attempt, exam), **dict(results),
         monitoring_summary=await queries.monitoring_summary(session, attempt),
         integrity=OwnIntegrity(score=attempt.integrity_score, analyzed=found is not None),
         review=ReviewStatus(status=review.outcome(decisions, review.needs_second_reviewer(exam))),

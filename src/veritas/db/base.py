@@ -50,6 +50,22 @@ class AnalysisStatus(str, enum.Enum):
     failed = "failed"
 
 
+class GradingStatus(str, enum.Enum):
+    """Whether a completed attempt's score is final (migration 0011); None while the attempt
+    is not completed, and for attempts imported with a score but no questions."""
+
+    pending = "pending"  # an essay or short-text answer has no awarded points yet
+    graded = "graded"
+
+
+class ShowResults(str, enum.Enum):
+    """When a student sees per-question points, feedback and the correct answers."""
+
+    never = "never"
+    after_submit = "after_submit"
+    after_close = "after_close"
+
+
 class Severity(str, enum.Enum):
     normal = "normal"
     warning = "warning"

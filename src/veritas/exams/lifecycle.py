@@ -5,6 +5,9 @@ out. `end` is the only code that moves an attempt out of progress: in the same t
 tells every process's ingestion cache (NOTIFY) and queues the attempt's analysis, so no
 ending path can forget either, and a rolled-back end does neither. `now` is the clock every
 decision about an attempt's time reads.
+
+After the end: `results_visible` decides, by the exam's `show_results`, when the student sees
+their per-question points, feedback and the correct answers.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, text, update
+from sqlalchemy import ColumnElement, exists, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.core.channels import ATTEMPT_ENDED_CHANNEL
 from veritas.core.queue import enqueue_analysis
-from veritas.db.base import AttemptStatus
-from veritas.exams.models import ExamAttempt
+from veritas.db.base import AttemptStatus, ShowResults
+from veritas.db.unit_of_work import as_system
+from veritas.exams.models import Exam, ExamAttempt
 
 
 class Timed(Protocol):
@@ -74,3 +78,41 @@ async def abandon_expired(
     if attempt_id is not None:
         where.append(ExamAttempt.id == attempt_id)
     return await end(session, AttemptStatus.abandoned, *where)
+
+
+def closes_at(exam: Exam) -> datetime | None:
+    """The end of the exam's window. Exam windows add the column; until then none has one."""
+    return getattr(exam, "closes_at", None)
+
+
+def takes_starts(exam: Exam, now: datetime) -> bool:
+    """Whether a student may still start the exam: it is published and its window (if it
+    has one) has not closed."""
+    closing = closes_at(exam)
+    return exam.is_published and (closing is None or now < closing)
+
+
+async def results_visible(
+    session: AsyncSession, exam: Exam, attempt: Timed, now: datetime
+) -> bool:
+    """Whether the attempt's student may see its per-question points, feedback and the
+    correct answers now.
+
+    Only of a completed attempt (an abandoned one submitted nothing), and by `show_results`:
+    `never`; `after_submit`, at once; `after_close`, once the exam has closed: it takes no
+    more starts (unpublished, or past its closing time) and no attempt of it is still in
+    progress, so nobody still writing (extra time included) can learn the answers from a
+    classmate who finished. Other students' attempts are not the caller's to see, hence the
+    one question asked as the system.
+    """
+    if attempt.status is not AttemptStatus.completed:
+        return False
+    if exam.show_results is ShowResults.after_submit:
+        return True
+    if exam.show_results is not ShowResults.after_close or takes_starts(exam, now):
+        return False
+    async with as_system(session):
+        writing = await session.scalar(select(exists().where(
+            ExamAttempt.exam_id == exam.id,
+            ExamAttempt.status == AttemptStatus.in_progress)))
+    return not writing

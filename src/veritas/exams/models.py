@@ -9,7 +9,16 @@ from typing import Any
 from sqlalchemy import Enum, ForeignKey, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from veritas.db.base import AnalysisStatus, AttemptStatus, Base, DropoutRisk, created_at, uuid_pk
+from veritas.db.base import (
+    AnalysisStatus,
+    AttemptStatus,
+    Base,
+    DropoutRisk,
+    GradingStatus,
+    ShowResults,
+    created_at,
+    uuid_pk,
+)
 
 
 class Exam(Base):
@@ -30,6 +39,11 @@ class Exam(Base):
     questions: Mapped[list[Any]] = mapped_column(server_default="[]")
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default="{}")
     due_at: Mapped[datetime | None]
+    # When students see per-question points, feedback and answers (lifecycle.results_visible).
+    show_results: Mapped[ShowResults] = mapped_column(
+        Enum(ShowResults, native_enum=False, create_constraint=False, length=16),
+        server_default=ShowResults.never.value,
+    )
     external_ref: Mapped[str | None]  # the record's id in an imported source (OULAD)
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
@@ -71,6 +85,10 @@ class ExamAttempt(Base):
     flagged: Mapped[bool] = mapped_column(server_default="false")
     analysis_status: Mapped[AnalysisStatus | None] = mapped_column(
         Enum(AnalysisStatus, native_enum=False, create_constraint=False, length=16)
+    )
+    # pending or graded once completed (grading.service keeps it with the score); else None.
+    grading_status: Mapped[GradingStatus | None] = mapped_column(
+        Enum(GradingStatus, native_enum=False, create_constraint=False, length=16)
     )
     started_at: Mapped[datetime] = created_at()
     expires_at: Mapped[datetime]

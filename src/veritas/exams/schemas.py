@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from veritas.db.base import AttemptStatus
+from veritas.db.base import AttemptStatus, GradingStatus, ShowResults
 from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.settings import ExamSettings
 from veritas.json_limits import StorableObject
@@ -108,6 +108,11 @@ class ExamFields(BaseModel):
     # Checked against ExamSettings; keys Veritas does not read are kept as sent.
     metadata: ExamSettings = ExamSettings()
     due_at: datetime | None = None
+    show_results: ShowResults = Field(
+        ShowResults.never,
+        description="when students see per-question points, feedback and the correct answers:"
+                    " `never` (totals only), `after_submit`, or `after_close` (once the exam"
+                    " takes no more starts and no attempt of it is in progress)")
 
 
 def check_exam(max_score: float, passing_score: float, questions: list[dict[str, Any]]) -> None:
@@ -142,6 +147,7 @@ class ExamPatch(BaseModel):
     questions: Annotated[list[Question], Field(max_length=500)] | None = None
     metadata: ExamSettings | None = None
     due_at: datetime | None = None
+    show_results: ShowResults | None = None
 
 
 class ExamOut(BaseModel):
@@ -166,6 +172,7 @@ class ExamOut(BaseModel):
     # from the model is read back by the field's own name (validate_by_name).
     metadata: dict[str, Any] = Field(validation_alias="metadata_")
     due_at: datetime | None
+    show_results: ShowResults
     created_at: datetime
     updated_at: datetime
 
@@ -183,13 +190,15 @@ class AvailableExamOut(BaseModel):
     passing_score: float
     question_count: int
     due_at: datetime | None
+    show_results: ShowResults
 
     @classmethod
     def of(cls, exam: Exam) -> AvailableExamOut:
         return cls(id=exam.id, title=exam.title, description=exam.description,
                    subject=exam.subject, topic=exam.topic, max_score=exam.max_score,
                    duration_minutes=exam.duration_minutes, passing_score=exam.passing_score,
-                   question_count=len(exam.questions), due_at=exam.due_at)
+                   question_count=len(exam.questions), due_at=exam.due_at,
+                   show_results=exam.show_results)
 
 
 class PermissionIn(BaseModel):
@@ -263,10 +272,13 @@ class SubmitOut(BaseModel):
     percentage: float
     passed: bool
     duration_seconds: int
+    # `pending` while an essay or short answer awaits its teacher: score and passed may change.
+    grading_status: GradingStatus
 
     @classmethod
     def of(cls, attempt: ExamAttempt) -> SubmitOut:
         return cls(attempt_id=attempt.id, status=attempt.status, score=attempt.score or 0.0,
                    max_score=attempt.max_score, percentage=attempt.percentage or 0.0,
-                   passed=bool(attempt.passed), duration_seconds=attempt.duration_seconds or 0)
+                   passed=bool(attempt.passed), duration_seconds=attempt.duration_seconds or 0,
+                   grading_status=attempt.grading_status or GradingStatus.graded)
 

@@ -20,6 +20,7 @@ from veritas.errors import Conflict, Forbidden, Invalid, NotFound
 from veritas.exams import lifecycle, schemas
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
 from veritas.exams.permissions import ExamRight, can_manage_grants, require_exam, restrict
+from veritas.grading import rules as grading
 from veritas.pagination import PageParams, newest_first, page
 
 
@@ -75,7 +76,7 @@ async def edit_exam(
     changes = body.model_dump(exclude_unset=True)
     for required in ("title", "subject", "max_score", "duration_minutes", "passing_score",
                      "is_published", "enable_monitoring", "enable_integrity_analysis",
-                     "questions", "metadata"):
+                     "questions", "metadata", "show_results"):
         if required in changes and changes[required] is None:
             raise Invalid(f"{required} cannot be null")
     if "questions" in changes:
@@ -265,13 +266,15 @@ async def submit(
     else:
         responses = drafts[-1]["responses"] if drafts else {}
     _check_responses(questions, responses)
-    score = sum(schemas.earned_points(q, responses.get(q["id"])) for q in questions)
+    # No grade exists yet: the objective questions' points, essays 0 until graded.
+    score = grading.score(questions, responses, {})
     exam = await session.get(Exam, attempt.exam_id)
     assert exam is not None
     await lifecycle.end(
         session, AttemptStatus.completed, ExamAttempt.id == attempt.id,
         score=score, percentage=score / attempt.max_score * 100,
         passed=score >= exam.passing_score, completed_at=now,
+        grading_status=grading.grading_status(questions, ()),
         duration_seconds=int((now - attempt.started_at).total_seconds()),
         submission_data=attempt.submission_data | {"responses": responses},
     )

@@ -6,6 +6,7 @@ import * as student from './student.js';
 import { examPage } from './exam.js';
 import * as teacherExams from './teacher-exams.js';
 import * as insights from './teacher-insights.js';
+import * as grading from './grading.js';
 import * as admin from './admin.js';
 
 const STAFF = ['teacher', 'admin'];
@@ -22,7 +23,9 @@ const ROUTES = [
   ['/teacher/exams/:examId', STAFF, teacherExams.editExam],
   ['/teacher/exams/:examId/analytics', STAFF, insights.analytics],
   ['/teacher/alerts', STAFF, insights.liveAlerts],
+  ['/teacher/grading', STAFF, grading.queue],
   ['/teacher/attempts/:attemptId', STAFF, insights.attemptTimeline],
+  ['/teacher/attempts/:attemptId/grading', STAFF, grading.gradeAttempt],
   ['/teacher/students/:studentId', STAFF, insights.studentDetail],
   ['/admin/users', ['admin'], admin.users],
   ['/admin/audit', ['admin'], admin.auditLogs],
@@ -32,8 +35,8 @@ const HOME = { student: '#/student/exams', teacher: '#/teacher/exams', admin: '#
 
 const NAV = {
   student: [['#/student/exams', 'Exams'], ['#/student/dashboard', 'My dashboard']],
-  teacher: [['#/teacher/exams', 'Exams'], ['#/teacher/exams/new', 'New exam'], ['#/teacher/alerts', 'Live alerts']],
-  admin: [['#/admin/users', 'Users'], ['#/admin/audit', 'Audit log'], ['#/teacher/exams', 'Exams'], ['#/teacher/alerts', 'Live alerts']],
+  teacher: [['#/teacher/exams', 'Exams'], ['#/teacher/exams/new', 'New exam'], ['#/teacher/grading', 'Grading'], ['#/teacher/alerts', 'Live alerts']],
+  admin: [['#/admin/users', 'Users'], ['#/admin/audit', 'Audit log'], ['#/teacher/exams', 'Exams'], ['#/teacher/grading', 'Grading'], ['#/teacher/alerts', 'Live alerts']],
 };
 
 const ROLE_NAMES = { student: 'students', teacher: 'teachers', admin: 'administrators' };

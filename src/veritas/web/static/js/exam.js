@@ -2,7 +2,7 @@
 // Monitoring runs through the SDK, exactly as any other front end would use it.
 
 import { api, explain, session } from './api.js';
-import { h, heading, facts, fmt, fmtDuration, link, message, showError } from './ui.js';
+import { h, heading, facts, fmt, fmtDuration, gradingBadge, link, message, passedText, showError } from './ui.js';
 import { cachedExam } from './student.js';
 import { VeritasMonitor, mountIndicator, renderDisclosure } from '../sdk/veritas-monitor.js';
 
@@ -196,15 +196,17 @@ async function runAttempt(view, box, examId, title) {
     disclosure.remove();
     const h1 = view.querySelector('h1');
     h1.textContent = `Submitted: ${title}`;
+    const pending = r.grading_status === 'pending';
     view.append(h('section', { class: 'card result', 'aria-labelledby': 'result-h' },
-      h('h2', { id: 'result-h' }, r.passed ? 'You passed' : 'Result'),
+      h('h2', { id: 'result-h' }, pending ? 'Submitted: waiting for your teacher' : r.passed ? 'You passed' : 'Result'),
       facts([
-        ['Score', `${fmt(r.score)} of ${fmt(r.max_score)} points`],
+        ['Score so far', `${fmt(r.score)} of ${fmt(r.max_score)} points`],
         ['Percentage', `${r.percentage.toFixed(1)} %`],
-        ['Passed', r.passed],
+        ['Passed', passedText(r)],
+        ['Grading', gradingBadge(r.grading_status) || '—'],
         ['Time taken', fmtDuration(r.duration_seconds)],
       ]),
-      h('p', { class: 'muted' }, 'Essay questions score 0 until your teacher grades them.'),
+      pending ? h('p', {}, 'Your teacher still has to grade your written answers (essays and short answers). Until then they count as 0 or as marked automatically, so your score can still go up or down.') : null,
       h('p', {}, link(`#/student/attempts/${r.attempt_id}`, 'See the details of this attempt'), ' · ', link('#/student/dashboard', 'My dashboard'))));
     h1.focus();
   }

@@ -1,7 +1,7 @@
 // Student pages: available exams, the dashboard, and one attempt's result.
 
 import { api, session } from './api.js';
-import { h, heading, facts, fmt, fmtDate, fmtDuration, fmtPct, link, showError, table } from './ui.js';
+import { h, heading, facts, fmt, fmtDate, fmtDuration, fmtPct, fmtPoints, gradingBadge, link, passedText, showError, table } from './ui.js';
 import { VeritasMonitor } from '../sdk/veritas-monitor.js';
 
 const EXAM_CACHE = 'veritas.exams';
@@ -99,9 +99,10 @@ export async function dashboard({ view }) {
       table([
         { label: 'Exam', render: (a) => link(`#/student/attempts/${a.attempt_id}`, a.exam_title) },
         { label: 'Status', key: 'status' },
-        { label: 'Score', render: (a) => (a.score === null ? '—' : `${fmt(a.score)} / ${fmt(a.max_score)}`) },
+        { label: 'Score', render: (a) => (a.score === null ? '—' : `${fmtPoints(a.score)} / ${fmtPoints(a.max_score)}`) },
         { label: 'Percentage', render: (a) => (a.percentage === null ? '—' : `${a.percentage.toFixed(1)} %`) },
-        { label: 'Passed', key: 'passed' },
+        { label: 'Passed', render: passedText },
+        { label: 'Grading', render: (a) => gradingBadge(a.grading_status) || '—' },
         { label: 'Integrity', render: (a) => fmtPct(a.integrity_score, 100) },
         { label: 'Started', render: (a) => fmtDate(a.started_at) },
       ], data.exam_history || [])),
@@ -124,13 +125,15 @@ export async function attemptDetail({ view, params }) {
   view.append(
     facts([
       ['Status', a.status],
-      ['Score', a.score === null ? '—' : `${fmt(a.score)} of ${fmt(a.max_score)}`],
+      ['Score', a.score === null ? '—' : `${fmtPoints(a.score)} of ${fmtPoints(a.max_score)}`],
       ['Percentage', a.percentage === null ? '—' : `${a.percentage.toFixed(1)} %`],
-      ['Passed', a.passed],
+      ['Passed', passedText(a)],
+      ['Grading', gradingBadge(a.grading_status) || '—'],
       ['Time taken', fmtDuration(a.duration_seconds)],
       ['Integrity score', a.integrity?.analyzed ? fmtPct(a.integrity.score, 100) : 'not yet analysed'],
       ['Review', a.review?.status ? String(a.review.status).replaceAll('_', ' ') : '—'],
     ]),
+    results(a),
     h('section', { 'aria-labelledby': 'mon-h' }, h('h2', { id: 'mon-h' }, 'What was recorded'),
       h('p', {}, `${summary.total_events || 0} monitoring events in total.`),
       table([{ label: 'Event', key: 'type' }, { label: 'Count', key: 'n' }],
@@ -142,4 +145,37 @@ export async function attemptDetail({ view, params }) {
         : null),
     h('p', {}, link('#/student/dashboard', 'Back to my dashboard')),
   );
+}
+
+const WHEN_SHOWN = {
+  never: 'Your teacher does not show the results of each question for this exam.',
+  after_submit: 'The results of each question appear here once you have submitted.',
+  after_close: 'The results of each question appear here after the exam has closed for everyone.',
+};
+
+function answerText(answer) {
+  if (answer === null || answer === undefined || answer === '' || (Array.isArray(answer) && !answer.length)) return 'no answer';
+  return Array.isArray(answer) ? answer.join(', ') : String(answer);
+}
+
+/** Points, feedback and correct answers per question, when the exam shows them. */
+function results(a) {
+  const section = h('section', { 'aria-labelledby': 'res-h' }, h('h2', { id: 'res-h' }, 'Your answers'));
+  if (!a.results_visible || !a.questions) {
+    section.append(h('p', { class: 'muted' }, WHEN_SHOWN[a.show_results] || WHEN_SHOWN.never));
+    return section;
+  }
+  a.questions.forEach((q, i) => {
+    const correct = q.correct === null || q.correct === undefined ? null
+      : Array.isArray(q.correct) ? q.correct.join(q.type === 'short_text' ? ' or ' : ', ') : q.correct;
+    section.append(h('article', { class: 'card', dataset: { questionId: q.id } },
+      h('h3', {}, `Question ${i + 1}: ${q.prompt}`),
+      facts([
+        ['Your answer', h('span', { class: 'prewrap' }, answerText(q.response))],
+        ['Points', q.points_awarded === null || q.points_awarded === undefined ? `not graded yet (of ${fmtPoints(q.points)})` : `${fmtPoints(q.points_awarded)} of ${fmtPoints(q.points)}`],
+        correct === null ? null : ['Correct answer', correct],
+        q.feedback ? ['Feedback from your teacher', q.feedback] : null,
+      ].filter(Boolean))));
+  });
+  return section;
 }

@@ -28,6 +28,7 @@ export async function examList({ view, notice }) {
     { label: 'Average score', render: (e) => (byId[e.id]?.avg_score == null ? '—' : `${byId[e.id].avg_score.toFixed(1)} %`) },
     { label: 'Pass rate', render: (e) => fmtPct(byId[e.id]?.pass_rate, 100) },
     { label: 'Flagged', render: (e) => fmt(byId[e.id]?.flagged_count) },
+    { label: 'Awaiting grading', render: (e) => (byId[e.id]?.pending_grading ? link(`#/teacher/grading?exam=${e.id}`, `${byId[e.id].pending_grading} to grade`) : fmt(byId[e.id]?.pending_grading)) },
     { label: 'Analytics', render: (e) => link(`#/teacher/exams/${e.id}/analytics`, `Analytics for ${e.title}`) },
   ], exams.items, 'Exams you can view'));
   if (exams.next_cursor) view.append(h('p', { class: 'muted' }, 'Showing the 200 newest exams.'));
@@ -40,6 +41,9 @@ export async function examList({ view, notice }) {
 }
 
 // --- the exam form -----------------------------------------------------------------------
+
+// When students see per-question points, feedback and the correct answers (show_results).
+const SHOW_RESULTS = [['never', 'Never (totals only)'], ['after_submit', 'Right after they submit'], ['after_close', 'After the exam closes']];
 
 const TYPES = [['single_choice', 'Single choice'], ['multiple_choice', 'Multiple choice'], ['short_text', 'Short text'], ['essay', 'Essay']];
 
@@ -98,6 +102,7 @@ function examForm(exam, onSubmit, submitText) {
     max_score: input('max_score', { type: 'number', min: '0.5', step: '0.5', value: exam.max_score ?? '' }),
     passing_score: input('passing_score', { type: 'number', min: '0', step: '0.5', required: true, value: String(exam.passing_score ?? '') }),
     is_published: input('is_published', { type: 'checkbox', checked: !!exam.is_published }),
+    show_results: select('show_results', SHOW_RESULTS, exam.show_results || 'never'),
     enable_monitoring: input('enable_monitoring', { type: 'checkbox', checked: exam.enable_monitoring !== false }),
     enable_integrity_analysis: input('enable_integrity_analysis', { type: 'checkbox', checked: exam.enable_integrity_analysis !== false }),
     paste_chars: input('paste_chars', { type: 'number', min: '1', value: rules.paste_chars ?? '' }),
@@ -121,6 +126,9 @@ function examForm(exam, onSubmit, submitText) {
       check(f.enable_integrity_analysis, 'Run the integrity analysis'),
       field('Alert on a paste longer than (characters)', f.paste_chars, 'Default 200.'),
       field('Alert when the exam is left for longer than (seconds)', f.focus_lost_s, 'Default 10.')),
+    h('fieldset', {}, h('legend', {}, 'Results for students'),
+      field('Students see the points, your feedback and the correct answer of each question', f.show_results,
+        'Totals are always shown. "After the exam closes" waits until it is unpublished and nobody is still writing it.')),
     h('fieldset', {}, h('legend', {}, 'Questions'), list,
       h('button', { type: 'button', class: 'secondary', onclick: () => {
         const q = questionEditor({ type: 'single_choice', points: 1 }, list);
@@ -154,6 +162,7 @@ function examForm(exam, onSubmit, submitText) {
       is_published: f.is_published.checked,
       enable_monitoring: f.enable_monitoring.checked,
       enable_integrity_analysis: f.enable_integrity_analysis.checked,
+      show_results: f.show_results.value,
       questions,
       metadata: { ...(exam.metadata || {}), anomaly_rules: anomalyRules },
     };

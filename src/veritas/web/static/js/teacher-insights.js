@@ -1,7 +1,7 @@
 // Teacher pages for what happened: exam analytics, live alerts, an attempt's timeline, a student.
 
 import { ApiError, api, session } from './api.js';
-import { h, heading, facts, field, fmt, fmtDate, fmtPct, link, message, select, showError, table } from './ui.js';
+import { h, heading, facts, field, fmt, fmtDate, fmtPct, gradingBadge, link, message, passedText, scoreWithStatus, select, showError, table } from './ui.js';
 import { barChart, histogram, shareBar, timelineStrip } from './charts.js';
 
 const RISK_LABELS = { safe: 'Safe', at_risk: 'At risk', high_risk: 'High risk' };
@@ -36,6 +36,7 @@ export async function analytics({ view, params }) {
       ['Pass rate', fmtPct(a.pass_rate, 100)],
       ['Average integrity', fmtPct(a.avg_integrity, 100)],
       ['High-risk attempts', a.high_risk_count],
+      ['Awaiting grading', a.pending_grading ? link(`#/teacher/grading?exam=${data.exam.id}`, `${a.pending_grading} attempt${a.pending_grading > 1 ? 's' : ''}`) : 'none'],
     ]),
     h('div', { class: 'charts' },
       barChart('Score distribution (completed attempts, % of max score)', histogram(completed.map((t) => t.percentage), 10, 100)),
@@ -54,7 +55,7 @@ export async function analytics({ view, params }) {
     table([
       { label: 'Student', render: (s) => link(`#/teacher/students/${s.student_id}`, s.full_name || s.username) },
       { label: 'Attempts', render: (s) => s.attempts.length },
-      { label: 'Latest score', render: (s) => { const t = s.attempts.at(-1); return t?.percentage == null ? '—' : `${t.percentage.toFixed(1)} %`; } },
+      { label: 'Latest score', render: (s) => { const t = s.attempts.at(-1); return t?.percentage == null ? '—' : h('span', {}, `${t.percentage.toFixed(1)} % `, gradingBadge(t.grading_status)); } },
       { label: 'Integrity', render: (s) => fmtPct(s.integrity_score, 100) },
       { label: 'Risk', render: (s) => RISK_LABELS[s.dropout_label] || '—' },
       { label: 'Latest attempt', render: (s) => { const t = s.attempts.at(-1); return t ? link(`#/teacher/attempts/${t.attempt_id}`, `Timeline (${t.status})`) : '—'; } },
@@ -225,7 +226,9 @@ export async function attemptTimeline({ view, params }) {
     facts([
       ['Student', link(`#/teacher/students/${attempt.student_id}`, 'Student detail')],
       ['Status', attempt.status],
-      ['Score', attempt.score == null ? '—' : `${fmt(attempt.score)} of ${fmt(attempt.max_score)} (${fmt(attempt.percentage)} %)`],
+      ['Score', scoreWithStatus(attempt)],
+      ['Passed', passedText(attempt)],
+      ['Answers', link(`#/teacher/attempts/${attempt.attempt_id}/grading`, attempt.grading_status === 'pending' ? 'Grade this attempt' : 'Answers and grades')],
       ['Started', fmtDate(attempt.started_at)],
       ['Completed', fmtDate(attempt.completed_at)],
       ['Integrity score', fmtPct(attempt.integrity_score, 100)],
@@ -291,8 +294,8 @@ export async function studentDetail({ view, params }) {
     table([
       { label: 'Exam', key: 'exam_title' },
       { label: 'Status', key: 'status' },
-      { label: 'Score', render: (a) => (a.percentage == null ? '—' : `${a.percentage.toFixed(1)} %`) },
-      { label: 'Passed', key: 'passed' },
+      { label: 'Score', render: (a) => (a.percentage == null ? '—' : h('span', {}, `${a.percentage.toFixed(1)} % `, gradingBadge(a.grading_status))) },
+      { label: 'Passed', render: passedText },
       { label: 'Integrity', render: (a) => fmtPct(a.integrity_score, 100) },
       { label: 'Flagged', key: 'flagged' },
       { label: 'Started', render: (a) => fmtDate(a.started_at) },

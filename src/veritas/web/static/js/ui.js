@@ -81,6 +81,12 @@ export function fmt(value) {
   return String(value);
 }
 
+/** Points as a teacher writes them: 2.5, not 2.50 (at most two decimals). */
+export function fmtPoints(value) {
+  if (value === null || value === undefined) return '—';
+  return String(Number(Number(value).toFixed(2)));
+}
+
 export function fmtDate(iso) {
   if (!iso) return '—';
   const d = new Date(iso);
@@ -126,4 +132,27 @@ export function pager(load, renderItems, container) {
   more.addEventListener('click', () => next(false));
   container.append(status, more);
   return next;
+}
+
+// --- grading status: shown wherever a score is, so an ungraded 0 never reads as a failure ---
+
+export const GRADING_LABELS = { pending: 'Awaiting grading', graded: 'Graded' };
+
+/** A small badge for an attempt's grading_status (nothing before it is submitted). */
+export function gradingBadge(status) {
+  if (!status) return null;
+  return h('span', { class: `badge badge-grading-${status}`, dataset: { gradingStatus: status } }, GRADING_LABELS[status] || status);
+}
+
+/** "7 of 10 (70.0 %)" with the grading status after it; '—' when there is no score. */
+export function scoreWithStatus(a) {
+  if (a.score === null || a.score === undefined) return '—';
+  const pct = a.percentage === null || a.percentage === undefined ? '' : ` (${a.percentage.toFixed(1)} %)`;
+  return h('span', { class: 'score' }, `${fmtPoints(a.score)} of ${fmtPoints(a.max_score)}${pct}`, a.grading_status ? ' ' : null, gradingBadge(a.grading_status));
+}
+
+/** Passed or not, but "not final yet" while grading is pending. */
+export function passedText(a) {
+  if (a.grading_status === 'pending') return 'not final yet';
+  return fmt(a.passed);
 }
