@@ -4,14 +4,19 @@ queue of attempts waiting for a grade, and what students see as show_results all
 
 from __future__ import annotations
 
+import json
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.support import Api
+from tests.support import Api, drop_database, make_database
+
+from veritas.db.migrate import upgrade
 
 QUESTIONS = [
     {"id": "q1", "type": "single_choice", "prompt": "2+2?", "points": 4,
@@ -386,3 +391,45 @@ def test_after_close_waits_until_no_one_can_still_be_writing(api: Api) -> None:
     assert [q["correct"] for q in view["questions"]] == ["4", ["Paris"], None]
     # The other student's results are theirs alone.
     assert api.get(f"/api/student/attempts/{aid}", headers=late["headers"]).status_code == 404
+
+
+def test_the_migration_gives_existing_attempts_their_grading_status(database_url: str) -> None:
+    url = make_database(database_url, f"veritas_grading_{uuid.uuid4().hex[:8]}")
+    try:
+        upgrade(url, "0010")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SET veritas.role = 'system'")
+            user = conn.execute(
+                "INSERT INTO users (email, username, password_hash, role) VALUES"
+                " ('t@x.example', 't', 'x', 'teacher') RETURNING id").fetchone()[0]
+            exam = conn.execute(
+                "INSERT INTO exams (creator_id, title, subject, max_score, duration_minutes,"
+                " passing_score) VALUES (%s, 'E', 'S', 10, 30, 5) RETURNING id",
+                (user,)).fetchone()[0]
+            kinds = {"essay": [{"id": "a", "type": "essay"}],
+                     "objective": [{"id": "a", "type": "single_choice"}],
+                     "short": [{"id": "a", "type": "single_choice"},
+                               {"id": "b", "type": "short_text"}]}
+            ids = {}
+            for name, questions in kinds.items():
+                ids[name] = conn.execute(
+                    "INSERT INTO exam_attempts (exam_id, student_id, status, max_score,"
+                    " expires_at, submission_data) VALUES (%s, %s, 'completed', 10, now(),"
+                    " %s) RETURNING id",
+                    (exam, user, json.dumps({"questions": questions}))).fetchone()[0]
+            for name, status, data in (("imported", "completed", "{}"),
+                                       ("running", "in_progress", '{"questions": []}')):
+                ids[name] = conn.execute(
+                    "INSERT INTO exam_attempts (exam_id, student_id, status, max_score,"
+                    " expires_at, submission_data) VALUES (%s, %s, %s, 10, now(), %s)"
+                    " RETURNING id", (exam, user, status, data)).fetchone()[0]
+        upgrade(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SET veritas.role = 'system'")
+            got = dict(conn.execute("SELECT id, grading_status FROM exam_attempts").fetchall())
+            assert conn.execute("SELECT show_results FROM exams").fetchone()[0] == "never"
+        assert {name: got[i] for name, i in ids.items()} == {
+            "essay": "pending", "objective": "graded", "short": "pending", "imported": None,
+            "running": None}
+    finally:
+        drop_database(database_url, url)
