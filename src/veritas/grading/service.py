@@ -147,13 +147,13 @@ async def grade_question(
 
     values = {"exam_attempt_id": attempt.id, "question_id": question_id,
               "points": body.points, "feedback": body.feedback, "graded_by": user.user_id}
-    stmt = pg_insert(QuestionGrade).values(**values)
-    stmt = stmt.on_conflict_do_update(
+    insert = pg_insert(QuestionGrade).values(**values)
+    upsert = insert.on_conflict_do_update(
         index_elements=["exam_attempt_id", "question_id"],
-        set_={"points": stmt.excluded.points, "feedback": stmt.excluded.feedback,
-              "graded_by": stmt.excluded.graded_by, "graded_at": func.now()},
+        set_={"points": insert.excluded.points, "feedback": insert.excluded.feedback,
+              "graded_by": insert.excluded.graded_by, "graded_at": func.now()},
     ).returning(QuestionGrade)
-    grade = await session.scalar(stmt, execution_options={"populate_existing": True})
+    grade = await session.scalar(upsert, execution_options={"populate_existing": True})
     assert grade is not None
     grades[question_id] = grade
     _rescore(attempt, exam, grades)
