@@ -443,3 +443,34 @@ def test_alert_stream_ends_when_its_token_expires(api: Api, jwt_secret: str) -> 
     threading.Thread(target=read, daemon=True).start()
     assert ended.wait(10), "a stream must end when its token expires"
     assert statuses == [200] and time.time() >= now + 3
+
+
+@pytest.fixture(scope="module")
+def viewer(api: Api, world: dict) -> dict:
+    """A teacher granted the world's exam to view only, without analytics."""
+    teacher = api.user("teacher")
+    assert api.grant(world["owner"], world["exam"], teacher,
+                     can_view_analytics=False).status_code == 201
+    return teacher
+
+
+@pytest.mark.parametrize("who", ["anonymous", "student", "other_student", "owner", "granted",
+                                 "viewer", "stranger", "admin"])
+def test_alert_triage(api: Api, world: dict, viewer: dict, who: str) -> None:
+    caller = viewer if who == "viewer" else world[who]
+    alerts = api.get("/api/teacher/alerts", headers=world["owner"]["headers"],
+                     params={"exam_id": world["exam"]["id"], "status": "all"}).json()["items"]
+    alert_id = next(a["id"] for a in alerts if a["event_type"] == "paste")
+    detail = _call(api, caller, "GET", f"/api/teacher/alerts/{alert_id}")
+    change = _call(api, caller, "POST", f"/api/teacher/alerts/{alert_id}/status",
+                   json={"status": "acknowledged", "note": f"seen by {who}"})
+    expected = {"anonymous": {401}, "owner": {200}, "granted": {200}, "admin": {200},
+                "viewer": {403}}.get(who, {403, 404})
+    assert detail.status_code in expected and change.status_code in expected, (
+        detail.text, change.text)
+    if 200 not in expected:
+        assert world["student"]["email"] not in change.text + detail.text
+        assert world["student"]["id"] not in change.text + detail.text
+        history = api.get(f"/api/teacher/alerts/{alert_id}",
+                          headers=world["owner"]["headers"]).json()["history"]
+        assert f"seen by {who}" not in {h["note"] for h in history}

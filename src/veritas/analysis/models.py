@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Enum, ForeignKey, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from veritas.db.base import Base, DropoutRisk, Severity, created_at, uuid_pk
+from veritas.db.base import Base, DropoutRisk, Severity, Triaged, created_at, uuid_pk
 
 
 class BehaviorAnalysis(Base):
@@ -41,7 +41,7 @@ class BehaviorAnalysis(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 
-class AnalysisAlert(Base):
+class AnalysisAlert(Triaged, Base):
     """An alert raised by an analysis: low integrity, high dropout risk, telemetry gaps."""
 
     __tablename__ = "analysis_alerts"

@@ -319,9 +319,10 @@ async def unsettled_analyses(session: AsyncSession) -> dict[str, int]:
 
 async def _record_alerts(session: AsyncSession, attempt: ExamAttempt,
                          result: integrity.IntegrityResult | None, risk: Any) -> None:
-    """Replace this attempt's analysis alerts: low integrity, high risk, telemetry gaps."""
-    await session.execute(text("DELETE FROM analysis_alerts WHERE exam_attempt_id = :a"),
-                          {"a": attempt.id})
+    """Bring this attempt's analysis alerts in line with the analysis: low integrity, high
+    risk, telemetry gaps. An alert still warranted keeps its row, so its id (which review
+    decisions name) and its triage stay; a changed one takes its new severity, description
+    and time (a higher severity reopens it, migration 0012); one no longer warranted goes."""
     alerts = []
     if result is not None and result.band in ("medium", "high"):
         alerts.append(("low_integrity", "critical" if result.band == "high" else "warning",
@@ -333,11 +334,18 @@ async def _record_alerts(session: AsyncSession, attempt: ExamAttempt,
     if result is not None and result.gaps:
         alerts.append(("telemetry_gap", "normal",
                        f"{len(result.gaps)} monitoring gap(s); coverage {result.confidence:.0%}"))
+    await session.execute(
+        text("DELETE FROM analysis_alerts WHERE exam_attempt_id = :a AND kind <> ALL(:kinds)"),
+        {"a": attempt.id, "kinds": [kind for kind, _, _ in alerts]})
     for kind, severity, description in alerts:
         await session.execute(
-            text("INSERT INTO analysis_alerts (exam_attempt_id, exam_id, student_id, kind,"
+            text("INSERT INTO analysis_alerts AS l (exam_attempt_id, exam_id, student_id, kind,"
                  " severity, description) VALUES (:a, :e, :s, :k, CAST(:sev AS event_severity),"
-                 " :d)"),
+                 " :d) ON CONFLICT (exam_attempt_id, kind) DO UPDATE SET"
+                 " severity = excluded.severity, description = excluded.description,"
+                 " created_at = CASE WHEN (l.severity, l.description)"
+                 " IS DISTINCT FROM (excluded.severity, excluded.description)"
+                 " THEN clock_timestamp() ELSE l.created_at END"),
             {"a": attempt.id, "e": attempt.exam_id, "s": attempt.student_id, "k": kind,
              "sev": severity, "d": description},
         )

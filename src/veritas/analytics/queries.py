@@ -17,12 +17,16 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    or_,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import Label
 
+from veritas.alerts.models import AlertStatusChange
+from veritas.alerts.schemas import ChangedBy, StatusChangeOut
 from veritas.analysis.models import AnalysisAlert, BehaviorAnalysis
 from veritas.analytics.schemas import (
     AlertOut,
@@ -42,7 +46,7 @@ from veritas.analytics.schemas import (
 )
 from veritas.auth.models import PerformanceMetrics, StudentProfile, User
 from veritas.auth.tokens import Claims
-from veritas.db.base import AttemptStatus, DropoutRisk, GradingStatus, Severity
+from veritas.db.base import AlertStatus, AttemptStatus, DropoutRisk, GradingStatus, Severity
 from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.permissions import ExamRight, restrict
 from veritas.monitoring.models import MonitoringAlert, MonitoringEvent
@@ -275,30 +279,40 @@ async def flagged_students(
     return [FlaggedStudentOut.model_validate(r) for r in rows.all()]
 
 
-def alerts_query(user: Claims, since: datetime) -> Select[*tuple[Any, ...]]:
-    """Alerts updated since `since` at exams the caller may analyze: anomalies folded per
-    attempt and event type (with their count), and alerts raised by analyses, as one
-    selectable with the same columns."""
+def alerts_query(
+    user: Claims, since: datetime | None, *, status_changes: bool = False
+) -> Select[*tuple[Any, ...]]:
+    """Alerts at exams the caller may analyze: anomalies folded per attempt and event type
+    (with their count), and alerts raised by analyses, as one selectable with the same
+    columns. `since`: only those raised or repeated since then (None: every one), and with
+    `status_changes` those whose status changed since then too."""
+    m, a = MonitoringAlert, AnalysisAlert
+
+    def recent(moment: Any, status_at: Any) -> Any:
+        if since is None:
+            return true()
+        return or_(moment >= since, status_at >= since) if status_changes else moment >= since
+
     folded = select(
-        MonitoringAlert.id.label("id"), literal("monitoring_anomaly").label("kind"),
-        MonitoringAlert.severity.label("severity"),
-        MonitoringAlert.exam_attempt_id.label("attempt_id"),
-        MonitoringAlert.exam_id.label("exam_id"), MonitoringAlert.student_id.label("student_id"),
-        MonitoringAlert.event_type.label("event_type"),
-        MonitoringAlert.anomaly_score.label("anomaly_score"),
-        MonitoringAlert.description.label("description"),
-        MonitoringAlert.count.label("count"), MonitoringAlert.first_at.label("first_at"),
-        MonitoringAlert.last_at.label("created_at"),
-    ).where(MonitoringAlert.last_at >= since)
+        m.id.label("id"), literal("monitoring_anomaly").label("kind"),
+        m.severity.label("severity"), m.exam_attempt_id.label("attempt_id"),
+        m.exam_id.label("exam_id"), m.student_id.label("student_id"),
+        m.event_type.label("event_type"), m.anomaly_score.label("anomaly_score"),
+        m.description.label("description"), m.count.label("count"),
+        m.first_at.label("first_at"), m.last_at.label("created_at"),
+        m.status.label("status"), m.status_note.label("status_note"),
+        m.status_at.label("status_at"),
+        # greatest() skips a NULL: the latest repeat or status change
+        func.greatest(m.last_at, m.status_at).label("updated_at"),
+    ).where(recent(m.last_at, m.status_at))
     raised = select(
-        AnalysisAlert.id, AnalysisAlert.kind, AnalysisAlert.severity,
-        AnalysisAlert.exam_attempt_id, AnalysisAlert.exam_id, AnalysisAlert.student_id,
-        null().label("event_type"), null().label("anomaly_score"), AnalysisAlert.description,
-        literal(1, BigInteger).label("count"), AnalysisAlert.created_at.label("first_at"),
-        AnalysisAlert.created_at,
-    ).where(AnalysisAlert.created_at >= since)
-    folded = restrict(folded, MonitoringAlert.exam_id, user, ExamRight.analytics)
-    raised = restrict(raised, AnalysisAlert.exam_id, user, ExamRight.analytics)
+        a.id, a.kind, a.severity, a.exam_attempt_id, a.exam_id, a.student_id,
+        null().label("event_type"), null().label("anomaly_score"), a.description,
+        literal(1, BigInteger).label("count"), a.created_at.label("first_at"), a.created_at,
+        a.status, a.status_note, a.status_at, func.greatest(a.created_at, a.status_at),
+    ).where(recent(a.created_at, a.status_at))
+    folded = restrict(folded, m.exam_id, user, ExamRight.analytics)
+    raised = restrict(raised, a.exam_id, user, ExamRight.analytics)
     alerts = union_all(folded, raised).subquery("alerts")
     return (select(alerts, Exam.title.label("exam_title"), User.username.label("username"),
                    User.full_name.label("full_name"))
@@ -309,11 +323,11 @@ def alerts_query(user: Claims, since: datetime) -> Select[*tuple[Any, ...]]:
 async def latest_alerts(
     session: AsyncSession, user: Claims, since: datetime, limit: int = 20
 ) -> list[AlertOut]:
-    """The most severe alerts, most recently repeated first: the dashboard's glance."""
+    """The most severe open alerts, most recently repeated first: the dashboard's glance."""
     query = alerts_query(user, since)
     c = query.selected_columns
-    rows = await session.execute(query.order_by(c.severity.desc(), c.created_at.desc())
-                                 .limit(limit))
+    rows = await session.execute(query.where(c.status == AlertStatus.open)
+                                 .order_by(c.severity.desc(), c.created_at.desc()).limit(limit))
     return [AlertOut.model_validate(r) for r in rows.all()]
 
 
@@ -324,12 +338,13 @@ async def latest_alerts(
 ALERT_KEY = (("severity", Severity), ("first_at", datetime.fromisoformat), ("id", uuid.UUID))
 
 
-async def alerts(
-    session: AsyncSession, user: Claims, paging: PageParams, since: datetime, *,
-    exam_id: uuid.UUID | None = None, severity: Severity | None = None,
-    kind: str | None = None,
-) -> dict[str, Any]:
-    """A page of the alerts updated since `since` at exams the caller may analyze."""
+def filtered_alerts(
+    user: Claims, since: datetime | None, *, exam_id: uuid.UUID | None = None,
+    severity: Severity | None = None, kind: str | None = None,
+    status: AlertStatus | None = None,
+) -> Select[*tuple[Any, ...]]:
+    """The alert list's query and filters; `kind` is an alert's kind (`low_integrity`,
+    `monitoring_anomaly`...) or the event type of folded anomalies (`paste`...)."""
     query = alerts_query(user, since)
     c = query.selected_columns
     if exam_id is not None:
@@ -337,7 +352,20 @@ async def alerts(
     if severity is not None:
         query = query.where(c.severity == severity)
     if kind is not None:
-        query = query.where(c.kind == kind)
+        query = query.where(or_(c.kind == kind, c.event_type == kind))
+    if status is not None:
+        query = query.where(c.status == status)
+    return query
+
+
+async def alerts(
+    session: AsyncSession, user: Claims, paging: PageParams, since: datetime,
+    **filters: Any,
+) -> dict[str, Any]:
+    """A page of the alerts updated since `since` at exams the caller may analyze
+    (filtered_alerts names the filters)."""
+    query = filtered_alerts(user, since, **filters)
+    c = query.selected_columns
     query = keyset(query, paging, [(c[name], parse) for name, parse in ALERT_KEY],
                    descending=True)
     rows = (await session.execute(query)).all()
@@ -350,10 +378,50 @@ async def alerts_since(
     session: AsyncSession, user: Claims, since: datetime, exam_id: uuid.UUID | None,
     limit: int = 500,
 ) -> list[AlertOut]:
-    """Alerts raised or repeated since `since`, in the order they happened (the stream's)."""
-    query = alerts_query(user, since)
+    """Alerts raised, repeated or triaged since `since`, in the order that happened (the
+    stream's)."""
+    query = alerts_query(user, since, status_changes=True)
     c = query.selected_columns
     if exam_id is not None:
         query = query.where(c.exam_id == exam_id)
-    rows = await session.execute(query.order_by(c.created_at).limit(limit))
+    rows = await session.execute(query.order_by(c.updated_at).limit(limit))
     return [AlertOut.model_validate(r) for r in rows.all()]
+
+
+async def alert(session: AsyncSession, user: Claims, alert_id: uuid.UUID) -> AlertOut | None:
+    """One alert of an exam the caller may analyze, whenever it was raised."""
+    query = alerts_query(user, None)
+    row = (await session.execute(query.where(query.selected_columns.id == alert_id))).first()
+    return AlertOut.model_validate(row) if row is not None else None
+
+
+AlertModel = type[MonitoringAlert] | type[AnalysisAlert]
+
+
+async def alert_exam(
+    session: AsyncSession, alert_id: uuid.UUID
+) -> tuple[AlertModel, uuid.UUID] | None:
+    """Which table holds the alert and its exam's id, if the caller's row-level security
+    shows it."""
+    models: tuple[AlertModel, ...] = (MonitoringAlert, AnalysisAlert)
+    for model in models:
+        exam_id = await session.scalar(select(model.exam_id).where(model.id == alert_id))
+        if exam_id is not None:
+            return model, exam_id
+    return None
+
+
+async def alert_history(session: AsyncSession, alert_id: uuid.UUID) -> list[StatusChangeOut]:
+    """Every status change of an alert, oldest first, each with who made it (None: Veritas)."""
+    h = AlertStatusChange
+    rows = await session.execute(
+        select(h.from_status, h.to_status, h.note, h.created_at, h.changed_by,
+               User.username, User.full_name)
+        .outerjoin(User, User.id == h.changed_by)
+        .where(h.alert_id == alert_id)
+        .order_by(h.created_at, h.id))
+    return [StatusChangeOut(
+        from_status=r.from_status, to_status=r.to_status, note=r.note, created_at=r.created_at,
+        changed_by=None if r.changed_by is None else ChangedBy(
+            id=r.changed_by, username=r.username, full_name=r.full_name))
+        for r in rows.all()]

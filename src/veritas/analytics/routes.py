@@ -7,12 +7,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from veritas.alerts import service as triage
+from veritas.alerts.schemas import AlertDetailOut, StatusIn
 from veritas.analytics import service
 from veritas.analytics.schemas import (
     AlertOut,
@@ -24,7 +26,7 @@ from veritas.analytics.schemas import (
     TeacherAttemptOut,
     TeacherDashboardOut,
 )
-from veritas.db.base import Severity
+from veritas.db.base import AlertStatus, Severity
 from veritas.deps import (
     ContextDep,
     PageDep,
@@ -128,11 +130,20 @@ async def attempt_monitoring(
         is_anomaly=is_anomaly, since=since, until=until, payload=_payload_filter(payload))
 
 
+# `all` lists alerts whatever their status.
+StatusFilter = Literal["open", "acknowledged", "dismissed", "all"]
+
+
 @teacher.get("/alerts", response_model=Page[AlertOut])
 async def alerts(
     session: SessionDep, user: Staff, ctx: ContextDep, paging: PageDep,
     exam_id: uuid.UUID | None = None, severity: Severity | None = None,
-    kind: Annotated[str | None, Query(max_length=50)] = None,
+    kind: Annotated[str | None, Query(
+        max_length=64, description="an alert kind (`monitoring_anomaly`, `low_integrity`,"
+                                   " `high_dropout_risk`, `telemetry_gap`) or the event type"
+                                   " of folded anomalies (`paste`, `focus_lost`...)")] = None,
+    status: Annotated[StatusFilter, Query(
+        description="the alerts' triage status; `all` for every one")] = "open",
     since: Annotated[datetime | None, Query(
         description="alerts raised or repeated from this time on; default: the last 30 days"
     )] = None,
@@ -141,8 +152,9 @@ async def alerts(
     alert moves neither, so paging never shows an alert twice or skips one for that; an alert
     that turns more severe while the pages are read moves ahead, to the top of a fresh first
     page (and into the stream)."""
-    return await service.alerts(session, user, paging, ctx, since=since, exam_id=exam_id,
-                                severity=severity, kind=kind)
+    return await service.alerts(
+        session, user, paging, ctx, since=since, exam_id=exam_id, severity=severity,
+        kind=kind, status=None if status == "all" else AlertStatus(status))
 
 
 STREAM_POLL_SECONDS = 1.0
@@ -152,13 +164,16 @@ STREAM_HEARTBEAT_SECONDS = 15.0
 
 @teacher.get("/alerts/stream", response_class=StreamingResponse,
              responses={200: {"content": {"text/event-stream": {}},
-                              "description": "server-sent events: `alert`, one per new or"
-                                             " updated (repeated) alert, as in the list"},
+                              "description": "server-sent events: `alert`, one per new,"
+                                             " repeated or triaged alert, as in the list"
+                                             " (with its `status`)"},
                         **error_responses(404, s404="no such exam")})
 async def alert_stream(
     request: Request, rt: RuntimeDep, user: Staff, exam_id: uuid.UUID | None = None,
 ) -> StreamingResponse:
-    """New alerts pushed as they arrive (server-sent events), authorized like the list.
+    """New alerts pushed as they arrive (server-sent events), authorized like the list. An
+    alert is sent again when it repeats or its status changes (another teacher dismissed
+    it, a higher severity reopened it), whatever its status, so a page can move or drop it.
 
     The stream ends when the caller's token expires or is revoked, or their account is
     locked or deleted: each poll checks the token as a new request would."""
@@ -178,10 +193,10 @@ async def alert_stream(
             async with unit_of_work(rt, user) as session:
                 rows = await service.alerts_since(session, user, since - STREAM_OVERLAP, exam_id)
             for alert in rows:
-                if seen.get(alert.id) == alert.created_at:
-                    continue  # sent already; a folded repeat moves its time and is sent again
-                seen[alert.id] = alert.created_at
-                since = max(since, alert.created_at)
+                if seen.get(alert.id) == alert.updated_at:
+                    continue  # sent already; a repeat or a status change moves its time
+                seen[alert.id] = alert.updated_at
+                since = max(since, alert.updated_at)
                 yield b"event: alert\ndata: " + alert.model_dump_json().encode() + b"\n\n"
             seen = {k: v for k, v in seen.items() if v >= since - STREAM_OVERLAP}
             if time.monotonic() - beat > STREAM_HEARTBEAT_SECONDS:
@@ -191,3 +206,27 @@ async def alert_stream(
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+ALERT = error_responses(403, 404, s403="the alert's exam is the caller's to view, not to analyze",
+                        s404="no such alert, or none at the caller's exams")
+
+
+@teacher.get("/alerts/{alert_id}", response_model=AlertDetailOut, responses=ALERT)
+async def alert_detail(
+    alert_id: uuid.UUID, session: SessionDep, user: Staff, ctx: ContextDep
+) -> AlertDetailOut:
+    """One alert with its triage history (who changed its status, when, from what to what,
+    and why), oldest change first."""
+    return await triage.alert_detail(session, user, alert_id, ctx)
+
+
+@teacher.post("/alerts/{alert_id}/status", response_model=AlertDetailOut, responses=ALERT)
+async def set_alert_status(
+    alert_id: uuid.UUID, body: StatusIn, session: SessionDep, user: Staff, ctx: ContextDep
+) -> AlertDetailOut:
+    """Open, acknowledge or dismiss an alert, with an optional note (needs
+    `can_view_analytics` on its exam). Audited, and kept in the alert's history. A dismissed
+    or acknowledged alert stays so while it repeats at the same severity (its count grows);
+    a repeat at a higher severity reopens it."""
+    return await triage.set_status(session, user, alert_id, body, ctx)

@@ -9,7 +9,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from veritas.analysis.schemas import BehaviorAnalysisOut, Outcome
-from veritas.db.base import AnalysisStatus, AttemptStatus, DropoutRisk, GradingStatus, Severity
+from veritas.db.base import (
+    AlertStatus,
+    AnalysisStatus,
+    AttemptStatus,
+    DropoutRisk,
+    GradingStatus,
+    Severity,
+)
 from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.schemas import ExamOut
 from veritas.grading.schemas import StudentResults
@@ -221,7 +228,7 @@ class FlaggedStudentOut(BaseModel):
 
 class AlertOut(BaseModel):
     """An anomaly alert (`kind` monitoring_anomaly: repeats of one event type in one attempt
-    fold into it, counted) or one an analysis raised."""
+    fold into it, counted) or one an analysis raised, with where its triage stands."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -240,6 +247,10 @@ class AlertOut(BaseModel):
     count: int
     first_at: datetime  # when it was raised
     created_at: datetime  # its latest repeat
+    status: AlertStatus  # open, acknowledged or dismissed (a teacher's triage)
+    status_note: str | None  # the latest status change's note
+    status_at: datetime | None  # the latest status change; null while never changed
+    updated_at: datetime  # its latest repeat or status change
 
 
 class TeacherDashboardOut(BaseModel):

@@ -30,7 +30,7 @@ from veritas.analytics.schemas import (
 from veritas.audit import service as audit
 from veritas.auth.tokens import Claims
 from veritas.core.context import RequestContext
-from veritas.db.base import Role, Severity
+from veritas.db.base import Role
 from veritas.errors import NotFound
 from veritas.exams import lifecycle
 from veritas.exams import service as exams
@@ -163,15 +163,15 @@ async def attempt_events(
 
 async def alerts(
     session: AsyncSession, user: Claims, paging: PageParams, ctx: RequestContext, *,
-    since: datetime | None, exam_id: uuid.UUID | None, severity: Severity | None,
-    kind: str | None,
+    since: datetime | None, exam_id: uuid.UUID | None, **filters: Any,
 ) -> dict[str, Any]:
-    """A page of the alerts at the caller's exams (by default of the last ALERT_WINDOW)."""
+    """A page of the alerts at the caller's exams (by default of the last ALERT_WINDOW);
+    queries.filtered_alerts names the filters."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     result = await queries.alerts(session, user, paging,
                                   since or datetime.now(UTC) - ALERT_WINDOW,
-                                  exam_id=exam_id, severity=severity, kind=kind)
+                                  exam_id=exam_id, **filters)
     await _read_student_data(session, ctx, user, "alerts", None,
                              {"view": "alerts", "exam_id": str(exam_id) if exam_id else None})
     return result

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, Enum, MetaData, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -72,10 +72,30 @@ class Severity(str, enum.Enum):
     critical = "critical"
 
 
+class AlertStatus(str, enum.Enum):
+    """Where a teacher's triage of an alert stands (migration 0012)."""
+
+    open = "open"  # needs a look
+    acknowledged = "acknowledged"  # seen, being dealt with
+    dismissed = "dismissed"  # looked at, nothing to pursue
+
+
 class DropoutRisk(str, enum.Enum):
     safe = "safe"
     at_risk = "at_risk"
     high_risk = "high_risk"
+
+
+class Triaged:
+    """The triage columns both kinds of alert carry (migration 0012): the status and its latest
+    change; every change is also a line of alert_status_changes."""
+
+    status: Mapped[AlertStatus] = mapped_column(
+        Enum(AlertStatus, native_enum=False, create_constraint=False, length=16),
+        server_default="open")
+    status_note: Mapped[str | None]
+    status_by: Mapped[uuid.UUID | None]  # None: Veritas itself, or never changed
+    status_at: Mapped[datetime | None]
 
 
 def uuid_pk() -> Mapped[uuid.UUID]:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Enum
 from sqlalchemy.orm import Mapped, mapped_column
 
-from veritas.db.base import Base, Severity
+from veritas.db.base import Base, Severity, Triaged
 
 
 class MonitoringEvent(Base):
@@ -34,7 +34,7 @@ class MonitoringEvent(Base):
     server_timestamp: Mapped[datetime]
 
 
-class MonitoringAlert(Base):
+class MonitoringAlert(Triaged, Base):
     """The anomalies of one event type in one attempt, folded into one alert with a count."""
 
     __tablename__ = "monitoring_alerts"
