@@ -94,9 +94,10 @@ class ServerProcess:
     """`uvicorn veritas.app:create_app` in its own process, on a free port."""
 
     def __init__(self, env: dict[str, str], workers: int = 1,
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, uvicorn_log_level: str = "warning") -> None:
         self.env = env
-        self.log_path = log_path  # the server's log (stderr) goes there when given
+        self.log_path = log_path  # the server's output goes there when given
+        self.uvicorn_log_level = uvicorn_log_level  # "info" logs every request line
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -108,10 +109,10 @@ class ServerProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "veritas.app:create_app", "--factory",
                  "--host", "127.0.0.1", "--port", str(self.port), "--workers",
-                 str(self.workers), "--log-level", "warning",
+                 str(self.workers), "--log-level", self.uvicorn_log_level,
                  # Veritas reads X-Forwarded-For itself, from TRUSTED_PROXIES only.
                  "--no-proxy-headers"],
-                env=self.env, stderr=log,
+                env=self.env, stderr=log, stdout=log,  # uvicorn's access log is stdout
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -208,6 +209,26 @@ class Api(httpx.Client):
                 "can_view_analytics": True, **rights}
         return self.post(f"/api/teacher/exams/{exam['id']}/permissions", json=body,
                          headers=owner["headers"])
+
+
+    # --- classes ---------------------------------------------------------------------------
+    def klass(self, teacher: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+        body = {"name": unique("Class 9B "), "subject": "Mathematics", "term": "2026-27",
+                **overrides}
+        response = self.post("/api/teacher/classes", json=body, headers=teacher["headers"])
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def enrol(self, teacher: dict[str, Any], klass: dict[str, Any],
+              *students: dict[str, Any]) -> httpx.Response:
+        return self.post(f"/api/teacher/classes/{klass['id']}/students",
+                         json={"student_ids": [s["id"] for s in students]},
+                         headers=teacher["headers"])
+
+    def roster(self, teacher: dict[str, Any], klass: dict[str, Any], csv_text: str | bytes,
+               content_type: str = "text/csv") -> httpx.Response:
+        return self.post(f"/api/teacher/classes/{klass['id']}/roster", content=csv_text,
+                         headers=teacher["headers"] | {"Content-Type": content_type})
 
 
 def bearer(token: str) -> dict[str, str]:

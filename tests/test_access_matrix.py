@@ -1,6 +1,7 @@
 """Who can reach what: every route that takes an id, for every kind of caller.
 
-Callers: anonymous, the attempt's student, another student, the exam's creator, a teacher
+Callers: anonymous, the attempt's student, another student, a student enrolled in the
+creator's class and one in no class, the exam's creator (who owns the class), a teacher
 granted analytics, an unrelated teacher, and an admin. 2xx only where allowed, and no
 foreign ids in any list.
 """
@@ -33,9 +34,20 @@ def world(api: Api, admin: dict) -> dict:
     api.post("/api/monitor/events", headers=other_student["headers"], json={
         "attempt_id": other_attempt["attempt_id"], "event_type": "paste",
         "severity": "critical", "data": {"chars": 5000}})
+    # A class of the owner's with one student, and an exam assigned to it.
+    enrolled, outsider, classmate = api.user(), api.user(), api.user()
+    klass = api.klass(owner)
+    assert api.enrol(owner, klass, enrolled, classmate).status_code == 200
+    class_exam = api.exam(owner, class_ids=[klass["id"]])
     return {"owner": owner, "granted": granted, "stranger": stranger, "student": student,
             "other_student": other_student, "admin": admin, "anonymous": None, "exam": exam,
-            "attempt": attempt, "other_exam": other_exam, "other_attempt": other_attempt}
+            "attempt": attempt, "other_exam": other_exam, "other_attempt": other_attempt,
+            "enrolled": enrolled, "outsider": outsider, "classmate": classmate, "class": klass,
+            "class_exam": class_exam}
+
+
+CALLERS = ["anonymous", "student", "other_student", "enrolled", "outsider", "owner", "granted",
+           "stranger", "admin"]
 
 
 def _call(api: Api, caller: dict | None, method: str, url: str, **kwargs):
@@ -54,8 +66,7 @@ ALLOWED_TEACHER_READ = {"owner", "granted", "admin"}
 
 
 @pytest.mark.parametrize("method,template", TEACHER_READS)
-@pytest.mark.parametrize("who", ["anonymous", "student", "other_student", "owner", "granted",
-                                 "stranger", "admin"])
+@pytest.mark.parametrize("who", CALLERS)
 def test_teacher_reads(api: Api, world: dict, who: str, method: str, template: str) -> None:
     url = template.format(exam=world["exam"]["id"], student=world["student"]["id"],
                           attempt=world["attempt"]["attempt_id"])
@@ -71,8 +82,7 @@ def test_teacher_reads(api: Api, world: dict, who: str, method: str, template: s
         assert world["student"]["email"] not in response.text
 
 
-@pytest.mark.parametrize("who", ["anonymous", "student", "other_student", "owner", "granted",
-                                 "stranger", "admin"])
+@pytest.mark.parametrize("who", CALLERS)
 def test_exam_edit_and_grants(api: Api, world: dict, who: str) -> None:
     exam_id = world["exam"]["id"]
     edit = _call(api, world[who], "PATCH", f"/api/teacher/exams/{exam_id}",
@@ -90,8 +100,7 @@ def test_exam_edit_and_grants(api: Api, world: dict, who: str) -> None:
         assert grant.status_code == 403
 
 
-@pytest.mark.parametrize("who", ["anonymous", "student", "other_student", "owner", "granted",
-                                 "stranger", "admin"])
+@pytest.mark.parametrize("who", CALLERS)
 def test_student_attempt_view(api: Api, world: dict, who: str) -> None:
     response = _call(api, world[who], "GET",
                      f"/api/student/attempts/{world['attempt']['attempt_id']}")
@@ -144,7 +153,7 @@ def test_grades(api: Api, world: dict, who: str) -> None:
             assert queue.json()["items"] == []
 
 
-@pytest.mark.parametrize("who", ["anonymous", "student", "owner", "admin"])
+@pytest.mark.parametrize("who", ["anonymous", "student", "enrolled", "owner", "admin"])
 def test_admin_routes(api: Api, world: dict, who: str) -> None:
     target = world["other_student"]["id"]
     for method, url in (("GET", "/api/admin/users"), ("GET", "/api/admin/audit-logs"),
@@ -152,6 +161,75 @@ def test_admin_routes(api: Api, world: dict, who: str) -> None:
         response = _call(api, world[who], method, url)
         expected = {"anonymous": 401, "admin": 200}.get(who, 403)
         assert response.status_code == expected, (method, url)
+
+
+@pytest.mark.parametrize("who", CALLERS)
+def test_class_routes(api: Api, world: dict, who: str) -> None:
+    """Classes are their owner's and the admins': another teacher is told 404 on every route,
+    a student 403."""
+    base = f"/api/teacher/classes/{world['class']['id']}"
+    allowed = who in ("owner", "admin")
+    expected = 200 if allowed else {"anonymous": 401, "granted": 404, "stranger": 404}.get(
+        who, 403)
+    # A student of the caller's own, enrolled and taken out again by the allowed callers.
+    passer_by = api.user() if allowed else world["outsider"]
+    calls = [
+        ("GET", base, {}, expected),
+        ("POST", f"{base}/students", {"json": {"student_ids": [passer_by["id"]]}}, expected),
+        ("DELETE", f"{base}/students/{passer_by['id']}", {}, 204 if allowed else expected),
+        ("POST", f"{base}/roster", {"content": "email,username,full_name,enrollment_id\n",
+                                    "headers": {"Content-Type": "text/csv"}}, expected),
+        ("GET", "/api/teacher/classes", {}, 200 if who in ("owner", "admin", "granted",
+                                                           "stranger") else expected),
+        ("POST", "/api/teacher/classes", {"json": {"name": f"{who}'s"}},
+         201 if who in ("owner", "admin", "granted", "stranger") else expected),
+    ]
+    for method, url, extra, status in calls:
+        headers = (world[who]["headers"] if world[who] else {}) | extra.pop("headers", {})
+        response = api.request(method, url, headers=headers, **extra)
+        assert response.status_code == status, (method, url, response.text)
+        if (method, url, status) == ("GET", "/api/teacher/classes", 200) and who != "admin":
+            assert (world["class"]["id"] in response.text) == (who == "owner")
+        if status >= 400:
+            assert world["enrolled"]["email"] not in response.text
+    enrolled = api.get(base, headers=world["owner"]["headers"]).json()["students"]
+    assert {s["id"] for s in enrolled} == {world["enrolled"]["id"], world["classmate"]["id"]}
+
+
+@pytest.mark.parametrize("who", CALLERS)
+def test_a_class_exam_is_only_for_its_students(api: Api, world: dict, who: str) -> None:
+    exam_id = world["class_exam"]["id"]
+    listed = _call(api, world[who], "GET", "/api/student/exams/available",
+                   params={"limit": 500})
+    start = _call(api, world[who], "POST", f"/api/student/exams/{exam_id}/start")
+    if who == "anonymous":
+        assert (listed.status_code, start.status_code) == (401, 401)
+    elif who == "enrolled":
+        assert exam_id in listed.text and world["exam"]["id"] in listed.text
+        assert start.status_code in (200, 201)
+    elif who in ("student", "other_student", "outsider"):
+        assert exam_id not in listed.text and world["exam"]["id"] in listed.text
+        assert start.status_code == 404
+    else:
+        assert (listed.status_code, start.status_code) == (403, 403)
+    # Teachers reach it by their exam rights, as any exam.
+    view = _call(api, world[who], "GET", f"/api/teacher/exams/{exam_id}")
+    expected = {"anonymous": 401, "owner": 200, "admin": 200}.get(who, 403)
+    assert view.status_code == expected
+    if expected == 200:
+        assert view.json()["class_ids"] == [world["class"]["id"]]
+
+
+@pytest.mark.parametrize("who", CALLERS)
+def test_a_teacher_sees_the_students_of_their_class(api: Api, world: dict, who: str) -> None:
+    # The classmate never attempted an exam: only their class makes them the owner's.
+    response = _call(api, world[who], "GET", f"/api/teacher/students/{world['classmate']['id']}")
+    expected = {"anonymous": 401, "owner": 200, "admin": 200}.get(who, (403, 404))
+    if isinstance(expected, tuple):
+        assert response.status_code in expected
+        assert world["classmate"]["email"] not in response.text
+    else:
+        assert response.status_code == expected
 
 
 def test_lists_carry_no_foreign_ids(api: Api, world: dict) -> None:

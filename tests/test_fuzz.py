@@ -90,7 +90,8 @@ def _fuzz(base_url: str, token: str, ids: dict[str, str], tmp: Path) -> tuple[li
 
 
 def _world(api: Api, env: dict[str, str], who: str) -> tuple[dict, dict[str, str]]:
-    """The caller and the ids its run uses: an exam, an attempt with events, their people."""
+    """The caller and the ids its run uses: an exam, an attempt with events, a class, their
+    people."""
     admin = api.admin or api.create_admin_cli(env)
     teacher, student = api.user("teacher"), api.user()
     exam = api.exam(teacher)
@@ -98,7 +99,9 @@ def _world(api: Api, env: dict[str, str], who: str) -> tuple[dict, dict[str, str
     api.post("/api/monitor/events/batch", headers=student["headers"], json={
         "attempt_id": attempt, "events": [{"event_type": "paste", "data": {"chars": 900}},
                                           {"event_type": "heartbeat", "data": {}}]})
-    ids = {"exam_id": exam["id"], "attempt_id": attempt}
+    klass = api.klass(teacher)
+    api.enrol(teacher, klass, student)
+    ids = {"exam_id": exam["id"], "attempt_id": attempt, "class_id": klass["id"]}
     if who == "admin":
         return admin, ids | {"student_id": student["id"], "teacher_id": teacher["id"],
                              "user_id": student["id"]}

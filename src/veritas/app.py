@@ -33,6 +33,7 @@ from veritas.analytics.routes import teacher as teacher_views
 from veritas.auth import throttle
 from veritas.auth.revocation import RevocationCache
 from veritas.auth.routes import router as auth_router
+from veritas.classes.routes import router as classes_router
 from veritas.config import Settings, asyncpg_dsn
 from veritas.db.engine import create_engine, create_sessionmaker
 from veritas.db.roles import POWER_SQL, too_powerful
@@ -372,7 +373,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)
 
     for router in (auth_router, student_exams, student_views, teacher_exams,
-                   teacher_views, admin_router, analysis_router, review_router,
+                   teacher_views, classes_router, admin_router, analysis_router, review_router,
                    grading_router):
         app.include_router(router)
 

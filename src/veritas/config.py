@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = 8 * 1024 * 1024
     max_event_payload_bytes: int = 16 * 1024
 
+    # Where users reach Veritas (e.g. https://veritas.school.example): the start of the
+    # set-password links it hands out. Unset: the address the request that made a link used.
+    public_url: str | None = None
+    # How long a set-password link made for an account created from a class roster stays
+    # usable; the teacher hands the links out, which may take a few days.
+    roster_link_days: int = Field(default=7, ge=1, le=90)
+    # A roster file's size (413 beyond it) and its rows at most (422 beyond them).
+    roster_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    roster_max_rows: int = Field(default=5_000, ge=1)
+
     # Analysis jobs also run inside the server, so the one-command local run gets analyses;
     # `veritas worker` processes can take them over (both may run: jobs are locked).
     embedded_worker: bool = True
@@ -99,6 +109,13 @@ class Settings(BaseSettings):
         for entry in value:
             ipaddress.ip_network(entry, strict=False)
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("PUBLIC_URL must start with https:// (or http://)")
+        return value.rstrip("/") if value else value
 
     @model_validator(mode="after")
     def _refuse_weak_secret(self) -> Settings:

@@ -20,6 +20,10 @@ class VeritasError(Exception):
         self.detail = detail
 
 
+class BadRequest(VeritasError):
+    status_code = 400
+
+
 class Unauthorized(VeritasError):
     status_code = 401
     headers = {"WWW-Authenticate": "Bearer"}

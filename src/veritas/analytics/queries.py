@@ -48,7 +48,7 @@ from veritas.auth.models import PerformanceMetrics, StudentProfile, User
 from veritas.auth.tokens import Claims
 from veritas.db.base import AlertStatus, AttemptStatus, DropoutRisk, GradingStatus, Severity
 from veritas.exams.models import Exam, ExamAttempt
-from veritas.exams.permissions import ExamRight, restrict
+from veritas.exams.permissions import ExamRight, open_to_student, restrict
 from veritas.monitoring.models import MonitoringAlert, MonitoringEvent
 from veritas.pagination import PageParams, keyset, oldest_first, page
 
@@ -91,13 +91,15 @@ async def history(
     return [HistoryItem.model_validate(r) for r in rows]
 
 
-async def latest_analysis(session: AsyncSession, student_id: uuid.UUID) -> BehaviorAnalysis | None:
-    return await session.scalar(
-        select(BehaviorAnalysis)
-        .where(BehaviorAnalysis.student_id == student_id)
-        .order_by(BehaviorAnalysis.created_at.desc())
-        .limit(1)
-    )
+async def latest_analysis(
+    session: AsyncSession, student_id: uuid.UUID, scope: Select[uuid.UUID] | None = None
+) -> BehaviorAnalysis | None:
+    """The student's latest analysis; `scope` limits it to attempts at some exam ids."""
+    query = select(BehaviorAnalysis).where(BehaviorAnalysis.student_id == student_id)
+    if scope is not None:
+        query = query.join(ExamAttempt, ExamAttempt.id == BehaviorAnalysis.exam_attempt_id).where(
+            ExamAttempt.exam_id.in_(scope))
+    return await session.scalar(query.order_by(BehaviorAnalysis.created_at.desc()).limit(1))
 
 
 async def attempt_analysis(session: AsyncSession, attempt_id: uuid.UUID) -> BehaviorAnalysis | None:
@@ -112,9 +114,11 @@ async def student_dashboard(session: AsyncSession, student_id: uuid.UUID) -> Stu
     metrics = await session.scalar(
         select(PerformanceMetrics).where(PerformanceMetrics.student_id == student_id)
     )
-    rows = (await session.execute(_history_query(student_id, None, 50))).all()
+    # Only attempts at exams still open to the student (not ones of a class they left).
+    open_exams = select(Exam.id).where(open_to_student(student_id))
+    rows = (await session.execute(_history_query(student_id, open_exams, 50))).all()
     exam_history = [OwnHistoryItem.model_validate(r) for r in rows]
-    analysis = await latest_analysis(session, student_id)
+    analysis = await latest_analysis(session, student_id, open_exams)
     return StudentDashboardOut(
         profile=OwnProfileOut(
             cumulative_integrity_score=stored.cumulative_integrity_score if stored else None,

@@ -29,6 +29,7 @@ from veritas.analytics.schemas import (
 )
 from veritas.audit import service as audit
 from veritas.auth.tokens import Claims
+from veritas.classes import queries as class_queries
 from veritas.core.context import RequestContext
 from veritas.db.base import Role
 from veritas.errors import NotFound
@@ -113,12 +114,15 @@ async def student_detail(
     session: AsyncSession, user: Claims, student_id: uuid.UUID, ctx: RequestContext
 ) -> StudentDetailOut:
     """The student's profile and attempts, limited to exams the caller may view (can_view):
-    the attempts listed, and every profile figure computed from them alone."""
+    the attempts listed, and every profile figure computed from them alone. A teacher sees a
+    student who attempted one of those exams or is enrolled in one of their classes."""
     student = await exams.require_student(session, student_id)
     scope = visible_exam_ids(user, ExamRight.view)
     attempts = await queries.history(session, student_id, scope, limit=500)
-    if user.role is not Role.admin and not attempts:
-        # A student who never sat one of the caller's exams is none of the caller's business.
+    if (user.role is not Role.admin and not attempts
+            and not await class_queries.teaches_student(session, user, student_id)):
+        # A student who never sat one of the caller's exams and is in none of their classes
+        # is none of the caller's business.
         raise NotFound("student not found")
     stored = await queries.profile(session, student_id)
     # The stored profile's figures cover every exam, other teachers' too.

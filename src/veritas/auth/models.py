@@ -19,7 +19,8 @@ class User(Base):
     id: Mapped[uuid.UUID] = uuid_pk()
     email: Mapped[str]
     username: Mapped[str]
-    password_hash: Mapped[str]
+    # None until the account's owner sets one (accounts made from a class roster).
+    password_hash: Mapped[str | None]
     role: Mapped[Role] = mapped_column(Enum(Role, name="user_role", create_type=False))
     full_name: Mapped[str | None]
     is_active: Mapped[bool] = mapped_column(server_default="true")
@@ -95,3 +96,18 @@ class PerformanceMetrics(Base):
     flagged_for_intervention: Mapped[bool] = mapped_column(server_default="false")
     last_updated: Mapped[datetime] = mapped_column(server_default=func.now())
     last_attempt_date: Mapped[datetime | None]
+
+
+class PasswordLink(Base):
+    """A one-time set-password link; only the SHA-256 of its token is kept (auth.links)."""
+
+    __tablename__ = "password_links"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    token_hash: Mapped[bytes]
+    purpose: Mapped[str]  # "setup" (a new account) or "reset"
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = created_at()
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

@@ -1,13 +1,21 @@
-"""POST /api/auth/register, login, refresh, logout; GET /api/auth/me."""
+"""POST /api/auth/register, login, refresh, logout, set-password; GET /api/auth/me."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from veritas.auth import passwords, service, throttle
+from veritas.auth import links, passwords, service, throttle
 from veritas.auth.models import User
-from veritas.auth.schemas import LoginIn, LogoutIn, RefreshIn, RegisterIn, TokenPair, UserOut
+from veritas.auth.schemas import (
+    LoginIn,
+    LogoutIn,
+    RefreshIn,
+    RegisterIn,
+    SetPasswordIn,
+    TokenPair,
+    UserOut,
+)
 from veritas.db.base import Role
 from veritas.db.unit_of_work import SYSTEM
 from veritas.deps import (
@@ -19,6 +27,7 @@ from veritas.deps import (
     unit_of_work,
 )
 from veritas.errors import (
+    BadRequest,
     Forbidden,
     Invalid,
     RateLimited,
@@ -117,9 +126,13 @@ async def login(request: Request, rt: RuntimeDep, ctx: ContextDep) -> TokenPair:
                                                   user, fingerprint)
     if retry_after:
         raise RateLimited("too many failed logins; try again later", retry_after)
-    hashed = user.password_hash if user else passwords.dummy_hash(settings.bcrypt_rounds)
+    # An unknown account, and one whose password was never set (made from a class roster),
+    # pay the same check against a dummy hash and fail alike.
+    stored = user.password_hash if user is not None else None
+    hashed = stored if stored is not None else passwords.dummy_hash(settings.bcrypt_rounds)
     password_ok, upgraded_hash = await passwords.verify_password(
         body.password, hashed, settings.bcrypt_rounds)
+    password_ok = password_ok and stored is not None
     async with unit_of_work(rt, SYSTEM) as session:
         outcome = await service.finish_login(session, settings, rt.throttle, keys, user,
                                              password_ok, fingerprint, ctx,
@@ -149,6 +162,26 @@ async def logout(
     body: LogoutIn | None = None,
 ) -> Response:
     await service.logout(session, rt.settings, user, body.refresh_token if body else None, ctx)
+    return Response(status_code=204)
+
+
+@router.post("/set-password", status_code=204, response_class=Response,
+             responses=error_responses(
+                 400, 413, 422, s400="the link is unknown, used already or expired",
+                 s422="the password is too weak (as for registration), or the body invalid"))
+async def set_password(body: SetPasswordIn, rt: RuntimeDep, ctx: ContextDep) -> Response:
+    """Set a password with the token of a one-time set-password link; the link is used up,
+    the account's other links die, and its signed-in sessions end."""
+    passwords.check_policy(body.password)
+    # The token is looked at before the slow hash, so junk tokens cost no bcrypt; it is used
+    # up afterwards, in one statement, which a racing request with the same token loses.
+    async with unit_of_work(rt, SYSTEM) as session:
+        usable = await links.is_usable(session, body.token)
+    if not usable:
+        raise BadRequest("this set-password link is unknown, used already or expired")
+    hashed = await passwords.hash_password(body.password, rt.settings.bcrypt_rounds)
+    async with unit_of_work(rt, SYSTEM) as session:
+        await service.set_password(session, body.token, hashed, ctx)
     return Response(status_code=204)
 
 

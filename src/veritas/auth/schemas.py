@@ -39,6 +39,13 @@ class RegisterIn(BaseModel):
     cohort: Annotated[str | None, Field(max_length=100)] = None
 
 
+class SetPasswordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: Annotated[str, Field(min_length=1, max_length=200)]
+    password: Password
+
+
 class LoginIn(BaseModel):
     email: Annotated[str | None, Field(max_length=254)] = None
     username: Annotated[str | None, Field(max_length=254)] = None

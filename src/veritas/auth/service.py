@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import enum
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.audit import service as audit
-from veritas.auth import passwords, throttle, tokens
+from veritas.auth import links, passwords, throttle, tokens
 from veritas.auth.models import (
     AuthToken,
     PerformanceMetrics,
@@ -26,7 +28,7 @@ from veritas.config import Settings
 from veritas.core.channels import REVOCATION_CHANNEL
 from veritas.core.context import PENDING_REVOCATIONS, RequestContext
 from veritas.db.base import Role
-from veritas.errors import Conflict, Forbidden, NotFound, Unauthorized
+from veritas.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from veritas.pagination import PageParams, newest_first, page
 
 INVALID_CREDENTIALS = "invalid credentials"
@@ -92,6 +94,41 @@ async def create_profile(
     elif user.role is Role.teacher:
         session.add(TeacherProfile(user_id=user.id))
     await session.flush()
+
+
+@dataclass(frozen=True)
+class NewStudent:
+    email: str  # lower case
+    username: str
+    full_name: str | None
+    enrollment_id: str | None
+
+
+async def create_students_without_password(
+    session: AsyncSession, students: list[NewStudent], chunk: int = 1_000
+) -> dict[str, uuid.UUID]:
+    """Create student accounts that have no password yet (whoever creates them hands out
+    set-password links), with their profiles, in bulk. An account whose email or username
+    turns out to be taken (a registration that won a race) is skipped: the ids returned, by
+    email, are of the accounts created."""
+    created: dict[str, uuid.UUID] = {}
+    for start in range(0, len(students), chunk):
+        part = students[start:start + chunk]
+        rows = await session.execute(
+            pg_insert(User)
+            .values([{"email": s.email, "username": s.username, "full_name": s.full_name,
+                      "role": Role.student} for s in part])
+            .on_conflict_do_nothing()
+            .returning(User.email, User.id))
+        created.update(rows.tuples().all())
+    made = [s for s in students if s.email in created]
+    if made:
+        # What create_profile gives every student, for many at once.
+        await session.execute(insert(StudentProfile), [
+            {"user_id": created[s.email], "enrollment_id": s.enrollment_id} for s in made])
+        await session.execute(insert(PerformanceMetrics), [
+            {"student_id": created[s.email]} for s in made])
+    return created
 
 
 async def find_login_user(session: AsyncSession, identifier: str) -> User | None:
@@ -252,6 +289,11 @@ async def replace_passwords(
         return
     await session.execute(update(User).where(User.id.in_(user_ids))
                           .values(password_hash=password_hash))
+    await _announce(session, await _revoke_live_tokens(session, user_ids))
+
+
+async def _revoke_live_tokens(session: AsyncSession, user_ids: list[uuid.UUID]) -> list[str]:
+    """Revoke the users' unexpired tokens; the messages that tell every process."""
     result = await session.execute(
         update(AuthToken)
         .where(AuthToken.user_id.in_(user_ids), AuthToken.revoked_at.is_(None),
@@ -259,7 +301,25 @@ async def replace_passwords(
         .values(revoked_at=func.now())
         .returning(AuthToken.jti, AuthToken.expires_at)
     )
-    await _announce(session, [revoke_message(j, e.timestamp()) for j, e in result.all()])
+    return [revoke_message(j, e.timestamp()) for j, e in result.all()]
+
+
+async def set_password(
+    session: AsyncSession, token: str, password_hash: str, ctx: RequestContext
+) -> None:
+    """Set the password of the account a set-password link names, using the link up.
+
+    The account's other unused links die with it, and its signed-in sessions end: a reset
+    means the old password may be known to someone else."""
+    link = await links.use(session, token)
+    if link is None:
+        raise BadRequest("this set-password link is unknown, used already or expired")
+    if await session.get(User, link.user_id, with_for_update=True) is None:
+        raise BadRequest("this set-password link is unknown, used already or expired")
+    await links.retire_all(session, link.user_id)
+    await replace_passwords(session, [link.user_id], password_hash)
+    await audit.record(session, ctx, link.user_id, "set_password", "user", link.user_id,
+                       {"link_id": str(link.id), "purpose": link.purpose})
 
 
 async def current_user(session: AsyncSession, caller: tokens.Claims) -> User:
@@ -284,15 +344,7 @@ async def set_active(
         messages = [unlock_message(user.id)]
     else:
         # Locking also kills every live token, so an unlock does not bring old ones back.
-        result = await session.execute(
-            update(AuthToken)
-            .where(AuthToken.user_id == user.id, AuthToken.revoked_at.is_(None),
-                   AuthToken.expires_at > func.now())
-            .values(revoked_at=func.now())
-            .returning(AuthToken.jti, AuthToken.expires_at)
-        )
-        messages = [lock_message(user.id)]
-        messages += [revoke_message(j, e.timestamp()) for j, e in result.all()]
+        messages = [lock_message(user.id), *await _revoke_live_tokens(session, [user.id])]
     await _announce(session, messages)
     await audit.record(session, ctx, actor.user_id, "unlock_user" if active else "lock_user",
                        "user", user.id)

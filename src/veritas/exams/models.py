@@ -6,9 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, func
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Enum, ForeignKey, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
+from veritas.classes.models import ExamClass
 from veritas.db.base import (
     AnalysisStatus,
     AttemptStatus,
@@ -47,6 +49,15 @@ class Exam(Base):
     external_ref: Mapped[str | None]  # the record's id in an imported source (OULAD)
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    # The classes the exam is assigned to, read with it (one index probe of exam_classes);
+    # empty: open to every student. Written through classes.service.assign_exam only.
+    class_ids: Mapped[list[uuid.UUID]] = column_property(
+        select(func.coalesce(
+            func.array_agg(aggregate_order_by(ExamClass.class_id, ExamClass.class_id)),
+            literal([], ARRAY(UUID(as_uuid=True)))))
+        .where(ExamClass.exam_id == id)
+        .scalar_subquery()
+    )
 
 
 class TeacherExamPermission(Base):

@@ -2,7 +2,8 @@
 
 Exam rights come from teacher_exam_permissions (the creator holds a full row). Lists apply
 `visible_exam_ids` in their WHERE clause, so a list can never contain an exam the caller may
-not see; single resources go through `require_exam`.
+not see; single resources go through `require_exam`. A student's queries apply
+`open_to_student`: an exam assigned to classes is theirs to see only through one of them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import enum
 import uuid
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, SQLColumnExpression, func, select, true
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.auth.tokens import Claims
+from veritas.classes.models import ClassEnrolment, ExamClass
 from veritas.db.base import Role
 from veritas.errors import Forbidden, NotFound
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
@@ -49,6 +51,20 @@ def restrict(query: _Query, exam_id_col: SQLColumnExpression[uuid.UUID], user: C
     """Apply the caller's exam rights to a query's WHERE clause."""
     allowed = visible_exam_ids(user, right)
     return query if allowed is None else query.where(exam_id_col.in_(allowed))
+
+
+def open_to_student(
+    student_id: uuid.UUID, exam_id: SQLColumnExpression[uuid.UUID] = Exam.id
+) -> ColumnElement[bool]:
+    """WHERE clause: the exam (`exam_id`, a column) is open to the student, as it has no
+    classes or one of its classes is theirs. The exams policy of migration 0009 holds the
+    same rule in the database (and also lets a student's session read the exams they hold an
+    attempt at, so that their own figures can be recomputed in their transaction)."""
+    restricted = select(ExamClass.exam_id)
+    theirs = (select(ExamClass.exam_id)
+              .join(ClassEnrolment, ClassEnrolment.class_id == ExamClass.class_id)
+              .where(ClassEnrolment.student_id == student_id))
+    return or_(exam_id.not_in(restricted), exam_id.in_(theirs))
 
 
 async def require_exam(

@@ -32,7 +32,14 @@ async def list_exams(session: SessionDep, user: Staff, paging: PageDep) -> dict[
     return await service.list_exams(session, user, paging)
 
 
-@teacher.post("/exams", status_code=201, response_model=schemas.ExamOut, responses=HAS_BODY)
+CLASS_IDS = error_responses(
+    403, 422, s403="not allowed: the exam is not the caller's to edit, or class_ids would take"
+                   " it off another teacher's class",
+    s422="invalid input, or class_ids names a class that is not the caller's")
+
+
+@teacher.post("/exams", status_code=201, response_model=schemas.ExamOut,
+              responses={**HAS_BODY, **CLASS_IDS})
 async def create_exam(
     body: schemas.ExamCreate, session: SessionDep, user: Staff, ctx: ContextDep
 ) -> Exam:
@@ -45,7 +52,7 @@ async def get_exam(exam_id: uuid.UUID, session: SessionDep, user: Staff) -> Exam
 
 
 @teacher.patch("/exams/{exam_id}", response_model=schemas.ExamOut,
-               responses={**NO_EXAM, **HAS_BODY})
+               responses={**NO_EXAM, **HAS_BODY, **CLASS_IDS})
 async def edit_exam(
     exam_id: uuid.UUID, body: schemas.ExamPatch, session: SessionDep, user: Staff,
     ctx: ContextDep,
@@ -81,13 +88,14 @@ async def revoke_permission(
 
 @student.get("/exams/available", response_model=Page[schemas.AvailableExamOut])
 async def available_exams(session: SessionDep, user: Student, paging: PageDep) -> dict[str, Any]:
-    return await service.available_exams(session, paging)
+    return await service.available_exams(session, user, paging)
 
 
 @student.post("/exams/{exam_id}/start", status_code=201, response_model=schemas.StartOut,
               responses={200: {"model": schemas.StartOut,
                                "description": "the attempt already in progress"},
-                         **error_responses(404, s404="no such published exam")})
+                         **error_responses(404, s404="no such published exam open to the"
+                                                     " caller (its classes are not theirs)")})
 async def start_exam(
     exam_id: uuid.UUID, session: SessionDep, rt: RuntimeDep, user: Student, ctx: ContextDep,
     response: Response,

@@ -18,6 +18,7 @@ from veritas.monitoring.limits import HEARTBEAT_SECONDS
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 LongText = Annotated[str, Field(max_length=20_000)]
 Option = Annotated[str, Field(min_length=1, max_length=1_000)]
+ClassIds = Annotated[list[uuid.UUID], Field(max_length=100)]
 
 
 class QuestionType(str, enum.Enum):
@@ -113,6 +114,8 @@ class ExamFields(BaseModel):
         description="when students see per-question points, feedback and the correct answers:"
                     " `never` (totals only), `after_submit`, or `after_close` (once the exam"
                     " takes no more starts and no attempt of it is in progress)")
+    # Empty: open to every student; else only to the students of these classes (the caller's).
+    class_ids: ClassIds = []
 
 
 def check_exam(max_score: float, passing_score: float, questions: list[dict[str, Any]]) -> None:
@@ -148,6 +151,7 @@ class ExamPatch(BaseModel):
     metadata: ExamSettings | None = None
     due_at: datetime | None = None
     show_results: ShowResults | None = None
+    class_ids: ClassIds | None = None
 
 
 class ExamOut(BaseModel):
@@ -173,6 +177,8 @@ class ExamOut(BaseModel):
     metadata: dict[str, Any] = Field(validation_alias="metadata_")
     due_at: datetime | None
     show_results: ShowResults
+    # The classes whose students may see the exam; empty: every student.
+    class_ids: list[uuid.UUID]
     created_at: datetime
     updated_at: datetime
 

@@ -14,12 +14,19 @@ from veritas.analysis import service as analysis
 from veritas.audit import service as audit
 from veritas.auth.models import TeacherProfile, User
 from veritas.auth.tokens import Claims
+from veritas.classes import service as classes
 from veritas.core.context import RequestContext
 from veritas.db.base import AttemptStatus, Role
 from veritas.errors import Conflict, Forbidden, Invalid, NotFound
 from veritas.exams import lifecycle, schemas
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
-from veritas.exams.permissions import ExamRight, can_manage_grants, require_exam, restrict
+from veritas.exams.permissions import (
+    ExamRight,
+    can_manage_grants,
+    open_to_student,
+    require_exam,
+    restrict,
+)
 from veritas.grading import rules as grading
 from veritas.pagination import PageParams, newest_first, page
 
@@ -38,9 +45,11 @@ async def list_exams(session: AsyncSession, user: Claims, paging: PageParams) ->
     return page(rows, paging, lambda e: (e.created_at, e.id))
 
 
-async def available_exams(session: AsyncSession, paging: PageParams) -> dict[str, Any]:
-    """A page of the published exams, newest first, as students see them."""
-    query = select(Exam).where(Exam.is_published.is_(True))
+async def available_exams(
+    session: AsyncSession, user: Claims, paging: PageParams
+) -> dict[str, Any]:
+    """A page of the published exams open to the student, newest first, as students see them."""
+    query = select(Exam).where(Exam.is_published.is_(True), open_to_student(user.user_id))
     rows = (await session.scalars(newest_first(query, Exam.created_at, Exam.id, paging))).all()
     result = page(rows, paging, lambda e: (e.created_at, e.id))
     result["items"] = [schemas.AvailableExamOut.of(e) for e in result["items"]]
@@ -52,7 +61,7 @@ async def create_exam(
 ) -> Exam:
     questions = [q.model_dump() for q in body.questions]
     _validated(body.max_score, body.passing_score, questions)
-    fields = body.model_dump(exclude={"questions", "metadata"})
+    fields = body.model_dump(exclude={"questions", "metadata", "class_ids"})
     exam = Exam(creator_id=user.user_id, questions=questions, metadata_=body.metadata.stored(),
                 **fields)
     session.add(exam)
@@ -61,8 +70,10 @@ async def create_exam(
         session.add(TeacherExamPermission(teacher_id=user.user_id, exam_id=exam.id, can_view=True,
                                           can_edit=True, can_view_analytics=True,
                                           granted_by=user.user_id))
+        await session.flush()
+    class_ids = await classes.assign_exam(session, user, exam.id, body.class_ids)
     await audit.record(session, ctx, user.user_id, "create_exam", "exam", exam.id,
-                       {"title": exam.title})
+                       {"title": exam.title, "class_ids": [str(c) for c in class_ids]})
     await session.flush()
     await session.refresh(exam)
     return exam
@@ -76,9 +87,14 @@ async def edit_exam(
     changes = body.model_dump(exclude_unset=True)
     for required in ("title", "subject", "max_score", "duration_minutes", "passing_score",
                      "is_published", "enable_monitoring", "enable_integrity_analysis",
-                     "questions", "metadata", "show_results"):
+                     "questions", "metadata", "show_results", "class_ids"):
         if required in changes and changes[required] is None:
             raise Invalid(f"{required} cannot be null")
+    details: dict[str, Any] = {}
+    if "class_ids" in changes:
+        changes.pop("class_ids")
+        assigned = await classes.assign_exam(session, user, exam.id, body.class_ids or [])
+        details["class_ids"] = [str(c) for c in assigned]
     if "questions" in changes:
         changes["questions"] = [q.model_dump() for q in body.questions or []]
     if "metadata" in changes:
@@ -89,8 +105,9 @@ async def edit_exam(
                changes.get("questions", exam.questions))
     for key, value in changes.items():
         setattr(exam, key, value)
+    fields = sorted([k.rstrip("_") for k in changes] + (["class_ids"] if details else []))
     await audit.record(session, ctx, user.user_id, "modify_exam", "exam", exam.id,
-                       {"fields": sorted(k.rstrip("_") for k in changes)})
+                       {"fields": fields} | details)
     await session.flush()
     await session.refresh(exam)
     return exam
@@ -156,8 +173,9 @@ async def start(
     ctx: RequestContext,
 ) -> tuple[ExamAttempt, bool]:
     """Open an attempt, or return the one already open; the bool says whether it is new."""
-    exam = await session.get(Exam, exam_id)
-    if exam is None or not exam.is_published:
+    exam = await session.scalar(select(Exam).where(
+        Exam.id == exam_id, Exam.is_published.is_(True), open_to_student(user.user_id)))
+    if exam is None:  # unknown, unpublished, or assigned to classes the student is not in
         raise NotFound("exam not found")
     # Serialize starts of this student on this exam so two tabs cannot open two attempts.
     await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
@@ -193,9 +211,15 @@ async def start(
 async def own_attempt(
     session: AsyncSession, user: Claims, attempt_id: uuid.UUID, *, lock: bool = False
 ) -> ExamAttempt:
-    """The caller's attempt; someone else's is indistinguishable from a missing one."""
-    attempt = await session.get(ExamAttempt, attempt_id, with_for_update=lock)
-    if attempt is None or attempt.student_id != user.user_id:
+    """The caller's attempt at an exam open to them; someone else's, or one at an exam whose
+    classes the student is no longer in, is indistinguishable from a missing one."""
+    query = select(ExamAttempt).where(
+        ExamAttempt.id == attempt_id, ExamAttempt.student_id == user.user_id,
+        open_to_student(user.user_id, ExamAttempt.exam_id))
+    if lock:
+        query = query.with_for_update(of=ExamAttempt)
+    attempt = await session.scalar(query)
+    if attempt is None:
         raise NotFound("attempt not found")
     return attempt
 

@@ -1,6 +1,6 @@
 // The single-page app: hash routes, the role-aware navigation, and the sign-in page.
 
-import { login, logout, session } from './api.js';
+import { api, explain, login, logout, session } from './api.js';
 import { h, heading, field, message, showError } from './ui.js';
 import * as student from './student.js';
 import { examPage } from './exam.js';
@@ -14,6 +14,7 @@ const STAFF = ['teacher', 'admin'];
 // Patterns are matched against the hash after "#"; ":name" captures one path segment.
 const ROUTES = [
   ['/login', null, loginPage],
+  ['/set-password', null, setPasswordPage],
   ['/student/exams', ['student'], student.availableExams],
   ['/student/exam/:examId', ['student'], examPage],
   ['/student/dashboard', ['student'], student.dashboard],
@@ -152,6 +153,52 @@ async function loginPage({ view, notice: carried }) {
   view.append(heading('Sign in'), box, form);
   if (carried) message(box, 'info', carried);
   identifier.focus();
+  return null;
+}
+
+// Where a one-time set-password link lands (a new account from a class roster, or a reset).
+// The token rides in the fragment, which the browser never sends to a server.
+async function setPasswordPage({ view }) {
+  const token = new URLSearchParams(location.hash.split('?')[1] || '').get('token');
+  const box = h('div');
+  view.append(heading('Choose your password'), box);
+  if (!token) {
+    message(box, 'error', 'This link is incomplete. Open the whole link you were given, or ask for a new one.');
+    return null;
+  }
+  const password = h('input', { name: 'password', type: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  const again = h('input', { name: 'again', type: 'password', autocomplete: 'new-password', required: true });
+  const submit = h('button', { type: 'submit' }, 'Set password');
+  const form = h('form', { class: 'card narrow', onsubmit: async (e) => {
+    e.preventDefault();
+    if (password.value !== again.value) {
+      message(box, 'error', 'The two passwords are not the same. Type them again.');
+      again.select();
+      return;
+    }
+    submit.disabled = true;
+    message(box, 'info', 'Saving…');
+    try {
+      await api('/api/auth/set-password', { method: 'POST', auth: false, body: { token, password: password.value } });
+      if (session.user()) await logout(); // someone else's session in this browser ends here
+      notice = 'Your password is set. Sign in with it now.';
+      location.replace('#/login');
+    } catch (err) {
+      if (err.status === 400) {
+        message(box, 'error', 'This link was used already or has expired. Ask your teacher or an administrator for a new one.');
+        form.remove();
+        return;
+      }
+      message(box, 'error', explain(err));
+      submit.disabled = false;
+      password.select();
+    }
+  } },
+  field('New password', password, 'At least 8 characters, and not a common password.'),
+  field('New password again', again),
+  submit);
+  view.append(form);
+  password.focus();
   return null;
 }
 
