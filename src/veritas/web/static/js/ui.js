@@ -112,13 +112,16 @@ export function facts(pairs) {
 /** A "Load more" pager for {items, next_cursor} lists. */
 export function pager(load, renderItems, container) {
   let cursor = null;
+  let latest = 0; // a reload (new filters) makes the answers of earlier calls stale
   const status = h('div');
   const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Load more');
   async function next(reset) {
     if (reset) cursor = null;
+    const call = ++latest;
     more.disabled = true;
     try {
       const page = await load(cursor);
+      if (call !== latest) return; // a slower earlier answer must not replace a newer one
       renderItems(page.items, reset);
       cursor = page.next_cursor;
       more.hidden = !cursor;
