@@ -156,11 +156,30 @@ def test_grades(api: Api, world: dict, who: str) -> None:
 @pytest.mark.parametrize("who", ["anonymous", "student", "enrolled", "owner", "admin"])
 def test_admin_routes(api: Api, world: dict, who: str) -> None:
     target = world["other_student"]["id"]
-    for method, url in (("GET", "/api/admin/users"), ("GET", "/api/admin/audit-logs"),
-                        ("POST", f"/api/admin/users/{target}/unlock")):
-        response = _call(api, world[who], method, url)
-        expected = {"anonymous": 401, "admin": 200}.get(who, 403)
+    name = f"matrix{uuid.uuid4().hex[:10]}"
+    for method, url, body, allowed in (
+        ("GET", "/api/admin/users", None, 200),
+        ("GET", "/api/admin/audit-logs", None, 200),
+        ("GET", "/api/admin/audit-logs/actions", None, 200),
+        ("POST", f"/api/admin/users/{target}/unlock", None, 200),
+        ("POST", "/api/admin/users", {"email": f"{name}@school.example", "username": name,
+                                      "role": "admin"}, 201),
+        ("PATCH", f"/api/admin/users/{target}", {"full_name": f"Named by {who}"}, 200),
+        ("PATCH", f"/api/admin/users/{world[who]['id'] if world[who] else target}",
+         {"role": "admin"}, 200),
+        ("POST", f"/api/admin/users/{target}/password-reset", None, 200),
+    ):
+        response = _call(api, world[who], method, url, json=body)
+        expected = {"anonymous": 401, "admin": allowed}.get(who, 403)
         assert response.status_code == expected, (method, url)
+        assert "setup_link" not in response.text or who == "admin"
+    # Nothing a refused caller sent was written: no account, no new name, no promotion.
+    users = api.get("/api/admin/users", headers=world["admin"]["headers"],
+                    params={"q": name}).json()["items"]
+    assert len(users) == (1 if who == "admin" else 0)
+    if who in ("student", "owner"):
+        me = api.get("/api/auth/me", headers=world[who]["headers"])
+        assert me.json()["role"] != "admin"
 
 
 @pytest.mark.parametrize("who", CALLERS)

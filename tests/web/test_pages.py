@@ -385,6 +385,7 @@ def test_teacher_builds_publishes_shares_and_reads_an_exam_and_admin_manages_use
     page.get_by_label("Email or username contains").fill(student["username"])
     page.get_by_role("button", name="Filter").click()
     row = page.locator(f"tr[data-user-id='{student['id']}']")
+    page.once("dialog", lambda dialog: dialog.accept())  # locking asks to confirm
     row.get_by_role("button", name=f"Lock {student['username']}").click()
     page.get_by_text(f"{student['username']} is now locked.").wait_for()
     login = api.post("/api/auth/login", json={"email": student["email"], "password": PASSWORD})
@@ -396,13 +397,13 @@ def test_teacher_builds_publishes_shares_and_reads_an_exam_and_admin_manages_use
     page.get_by_label("Email", exact=True).fill(f"{new_name}@school.example")
     page.get_by_label("Username", exact=True).fill(new_name)
     page.get_by_label("Initial password").fill(PASSWORD)
-    page.get_by_role("button", name="Create teacher").click()
+    page.get_by_role("button", name="Create user").click()
     page.get_by_text(f"Teacher {new_name} created").wait_for()
     shot(page, "admin-users")
     assert api.login(f"{new_name}@school.example")["role"] == "teacher"
 
     page.get_by_role("link", name="Audit log").click()
-    page.get_by_label("Action (e.g. login_success)").fill("lock_user")
+    page.get_by_label("Action", exact=True).select_option("lock_user")
     page.get_by_role("button", name="Filter").click()
     # The unfiltered page was there first; wait until only the filtered records remain.
     page.wait_for_function("""() => { const actions = [...document.querySelectorAll('tbody tr')]

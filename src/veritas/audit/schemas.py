@@ -25,3 +25,13 @@ class AuditLogOut(BaseModel):
     ip_address: Annotated[str | None, BeforeValidator(_text)]
     user_agent: str | None
     created_at: datetime
+    # Who acted, by name, so the trail reads without looking ids up (None: no actor, or the
+    # account is gone).
+    user_name: str | None = None
+    user_email: str | None = None
+
+
+class AuditActionsOut(BaseModel):
+    """Every action the trail holds, for the audit page's filter."""
+
+    actions: list[str]

@@ -6,10 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.audit.models import AuditLog
+from veritas.audit.schemas import AuditLogOut
+from veritas.auth.models import User
 from veritas.core.context import RequestContext
 from veritas.pagination import PageParams, newest_first, page
 
@@ -46,8 +48,10 @@ async def read(
     resource_type: str | None = None, resource_id: str | None = None,
     since: datetime | None = None, until: datetime | None = None,
 ) -> dict[str, Any]:
-    """A page of the trail, newest first, filtered; the read itself is recorded."""
-    query = select(AuditLog)
+    """A page of the trail, newest first, filtered, each record with its actor's username and
+    email; the read itself is recorded."""
+    query = (select(AuditLog, User.username, User.email)
+             .outerjoin(User, User.id == AuditLog.user_id))
     for column, value in ((AuditLog.user_id, user_id), (AuditLog.action, action),
                           (AuditLog.resource_type, resource_type),
                           (AuditLog.resource_id, resource_id)):
@@ -57,12 +61,30 @@ async def read(
         query = query.where(AuditLog.created_at >= since)
     if until is not None:
         query = query.where(AuditLog.created_at < until)
-    rows = (await session.scalars(
-        newest_first(query, AuditLog.created_at, AuditLog.id, paging))).all()
+    rows = (await session.execute(
+        newest_first(query, AuditLog.created_at, AuditLog.id, paging))).tuples().all()
     # Recorded after the read, so this read is not in its own page.
     await record(session, ctx, reader_id, "view_audit_logs", "audit_log", None,
                  {"filters": {k: str(v) for k, v in {
                      "user_id": user_id, "action": action, "resource_type": resource_type,
                      "resource_id": resource_id, "since": since, "until": until,
                  }.items() if v is not None}})
-    return page(rows, paging, lambda r: (r.created_at, r.id))
+    result = page(rows, paging, lambda r: (r[0].created_at, r[0].id))
+    result["items"] = [AuditLogOut.model_validate(log).model_copy(
+        update={"user_name": name, "user_email": email}) for log, name, email in result["items"]]
+    return result
+
+
+async def actions(session: AsyncSession) -> list[str]:
+    """The distinct actions in the trail, in order: a skip scan of the (action, created_at)
+    index, one probe per action, so a long trail costs no more than a short one."""
+    rows = await session.execute(text("""
+        WITH RECURSIVE found(action) AS (
+            (SELECT action FROM audit_logs ORDER BY action LIMIT 1)
+            UNION ALL
+            SELECT (SELECT a.action FROM audit_logs a WHERE a.action > found.action
+                    ORDER BY a.action LIMIT 1)
+            FROM found WHERE found.action IS NOT NULL
+        )
+        SELECT action FROM found WHERE action IS NOT NULL"""))
+    return list(rows.scalars().all())

@@ -23,7 +23,7 @@ from veritas.auth.models import (
     User,
 )
 from veritas.auth.revocation import lock_message, revoke_message, unlock_message
-from veritas.auth.schemas import RegisterIn, TokenPair
+from veritas.auth.schemas import AdminUserIn, RegisterIn, TokenPair
 from veritas.config import Settings
 from veritas.core.channels import REVOCATION_CHANNEL
 from veritas.core.context import PENDING_REVOCATIONS, RequestContext
@@ -56,10 +56,13 @@ async def register(
 
 
 async def create_user(
-    session: AsyncSession, settings: Settings, body: RegisterIn, *, verified: bool = False
+    session: AsyncSession, settings: Settings, body: RegisterIn | AdminUserIn, *,
+    verified: bool = False,
 ) -> User:
-    """Write a new account and its profile; the caller decides who may, and records it."""
-    passwords.check_policy(body.password)
+    """Write a new account and its profile; the caller decides who may, and records it. An
+    account made without a password has none until its owner sets one through a link."""
+    if body.password is not None:
+        passwords.check_policy(body.password)
     taken = await session.scalar(
         select(User.id).where(
             (User.email == body.email) | (func.lower(User.username) == body.username.lower())
@@ -70,7 +73,8 @@ async def create_user(
     user = User(
         email=body.email,
         username=body.username,
-        password_hash=await passwords.hash_password(body.password, settings.bcrypt_rounds),
+        password_hash=(await passwords.hash_password(body.password, settings.bcrypt_rounds)
+                       if body.password is not None else None),
         role=body.role,
         full_name=body.full_name,
         is_verified=verified,
@@ -129,6 +133,23 @@ async def create_students_without_password(
         await session.execute(insert(PerformanceMetrics), [
             {"student_id": created[s.email]} for s in made])
     return created
+
+
+async def ensure_profile(session: AsyncSession, user: User) -> None:
+    """The profile rows the user's role works with, unless they exist (a role given back)."""
+    if user.role is Role.student:
+        await session.execute(pg_insert(StudentProfile).values(user_id=user.id)
+                              .on_conflict_do_nothing(index_elements=["user_id"]))
+        await session.execute(pg_insert(PerformanceMetrics).values(student_id=user.id)
+                              .on_conflict_do_nothing(index_elements=["student_id"]))
+    elif user.role is Role.teacher:
+        await session.execute(pg_insert(TeacherProfile).values(user_id=user.id)
+                              .on_conflict_do_nothing(index_elements=["user_id"]))
+
+
+async def end_sessions(session: AsyncSession, user_ids: list[uuid.UUID]) -> None:
+    """Revoke the users' live tokens, in every server process once the transaction commits."""
+    await _announce(session, await _revoke_live_tokens(session, user_ids))
 
 
 async def find_login_user(session: AsyncSession, identifier: str) -> User | None:
