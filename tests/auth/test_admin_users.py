@@ -7,9 +7,10 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from tests.support import PASSWORD, Api, unique
+from tests.support import PASSWORD, Api, ServerProcess, unique
 
 NEW_PASSWORD = "Correct-Horse-Battery-9"
 
@@ -251,3 +252,28 @@ def test_the_audit_log_names_actors_and_lists_its_actions(api: Api, admin: dict)
     listed = actions.json()["actions"]
     assert listed == sorted(set(listed))
     assert {"lock_user", "login", "login_failed", "register"} <= set(listed)
+
+
+def test_no_password_or_token_in_the_servers_log(
+    server_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Veritas at DEBUG and uvicorn's access log on: every request line is written.
+    log = tmp_path / "server.log"
+    env = server_env | {"LOG_LEVEL": "DEBUG", "EMBEDDED_WORKER": "false"}
+    with ServerProcess(env, log_path=log, uvicorn_log_level="info") as server, \
+            Api(server.base_url) as api:
+        admin = api.create_admin_cli(env)
+        h = admin["headers"]
+        with_password = api.post("/api/admin/users", headers=h,
+                                 json=_body("teacher", password=NEW_PASSWORD))
+        assert with_password.status_code == 201
+        made = api.post("/api/admin/users", json=_body("student"), headers=h).json()
+        setup = _token(made["setup_link"])
+        reset = _token(api.post(f"/api/admin/users/{with_password.json()['id']}/password-reset",
+                                headers=h).json()["setup_link"])
+        assert api.post("/api/auth/set-password",
+                        json={"token": reset, "password": PASSWORD}).status_code == 204
+    written = log.read_text()
+    assert "POST /api/admin/users" in written  # the log does hold the requests
+    for secret in (NEW_PASSWORD, PASSWORD, setup, reset):
+        assert secret not in written

@@ -66,7 +66,7 @@ def test_admin_creates_edits_resets_and_locks_a_user(
     assert row.get_by_role("cell", name="teacher", exact=True).is_visible()
     assert api.login(f"{name}@school.example", NEW_PASSWORD)["role"] == "teacher"
 
-    row.get_by_role("button", name=f"Password reset link for {name}").click()
+    row.get_by_role("button", name=f"Reset password of {name}").click()
     reset = page.get_by_label(f"Password reset link for {name}").input_value()
     assert "#/set-password?token=" in reset and reset != link
     shot(page, "admin-user-reset-link")

@@ -55,7 +55,7 @@ export async function users({ view }) {
       rowBox.replaceChildren(form);
       form.querySelector('input').focus();
     });
-    const reset = h('button', { type: 'button', class: 'secondary', 'aria-label': `Password reset link for ${u.username}` }, 'Reset password');
+    const reset = h('button', { type: 'button', class: 'secondary', 'aria-label': `Reset password of ${u.username}` }, 'Reset password');
     reset.addEventListener('click', async () => {
       reset.disabled = true;
       try {
@@ -158,13 +158,14 @@ function createUserForm(onCreated) {
       const body = {};
       for (const [k, el] of Object.entries(inputs)) if (el.value.trim()) body[k] = k === 'password' ? el.value : el.value.trim();
       const user = await api('/api/admin/users', { method: 'POST', body });
+      // Reset first: the link card is shown inside the form, and a reset would empty it.
+      form.reset();
+      inputs.role.value = 'teacher';
       message(box, 'info', `${user.role[0].toUpperCase()}${user.role.slice(1)} ${user.username} created (id ${user.id}).`);
       if (user.setup_link) {
         box.append(linkCard(`Set-password link for ${user.username}`, user.setup_link, user.setup_link_expires_at,
           'Give it to them privately; with it they choose their password.'));
       }
-      form.reset();
-      inputs.role.value = 'teacher';
       onCreated();
     } catch (err) {
       if (err.status === 409) message(box, 'error', 'That email or username is already taken.');
