@@ -4,8 +4,8 @@ change writes, on a transaction rolled back after each test."""
 from __future__ import annotations
 
 import pytest
-
 from tests.support import InTransaction
+
 from veritas.admin import service
 from veritas.auth.schemas import AdminUserPatch
 from veritas.db.base import Role

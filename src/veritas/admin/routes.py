@@ -48,7 +48,7 @@ def _link_url(request: Request, rt: RuntimeDep, token: str) -> str:
 
 
 @router.post("/users", status_code=201, response_model=AdminUserCreated,
-             responses=error_responses(409, 413, s409="email or username already registered",
+             responses=error_responses(409, 413, 422, s409="email or username already registered",
                                        s422="a weak password, or the body invalid"))
 async def create_user(
     body: AdminUserIn, request: Request, session: SessionDep, rt: RuntimeDep, admin: Admin,
