@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support import Api, unique
-from tests.web.test_pages import shot, sign_in
+from tests.web.test_pages import filter_users, shot, sign_in
 
 NEW_PASSWORD = "Correct-Horse-Battery-9"
 
@@ -34,10 +34,7 @@ def test_admin_creates_edits_resets_and_locks_a_user(
                     json={"token": token, "password": NEW_PASSWORD}).status_code == 204
     user = api.login(f"{name}@school.example", NEW_PASSWORD)
 
-    page.get_by_label("Email or username contains").fill(name)
-    page.get_by_role("button", name="Filter").click()
-    row = page.locator(f"tr[data-user-id='{user['id']}']")
-    row.wait_for()
+    row = filter_users(page, name, user["id"])
 
     # Locking asks first; saying no changes nothing.
     page.once("dialog", lambda dialog: dialog.dismiss())

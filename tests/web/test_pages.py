@@ -32,6 +32,17 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
+def filter_users(page: Any, text: str, user_id: str) -> Any:
+    """Filter the admin's user list down to one user and return their row, once the filtered
+    list is the one shown: the unfiltered list is there first, and a click on its row could
+    be redrawn by the filtered answer arriving later, from before the click took effect."""
+    page.get_by_label("Email or username contains").fill(text)
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_function("""id => { const rows = [...document.querySelectorAll('tr[data-user-id]')];
+        return rows.length === 1 && rows[0].dataset.userId === id; }""", arg=str(user_id))
+    return page.locator(f"tr[data-user-id='{user_id}']")
+
+
 def sign_in(page: Any, user: dict[str, Any]) -> None:
     page.goto("/#/login")
     page.get_by_label("Email or username").fill(user["username"])
@@ -382,9 +393,7 @@ def test_teacher_builds_publishes_shares_and_reads_an_exam_and_admin_manages_use
     page.get_by_role("button", name="Sign out").click()
 
     sign_in(page, admin)
-    page.get_by_label("Email or username contains").fill(student["username"])
-    page.get_by_role("button", name="Filter").click()
-    row = page.locator(f"tr[data-user-id='{student['id']}']")
+    row = filter_users(page, student["username"], student["id"])
     page.once("dialog", lambda dialog: dialog.accept())  # locking asks to confirm
     row.get_by_role("button", name=f"Lock {student['username']}").click()
     page.get_by_text(f"{student['username']} is now locked.").wait_for()
