@@ -153,6 +153,36 @@ def test_grades(api: Api, world: dict, who: str) -> None:
             assert queue.json()["items"] == []
 
 
+@pytest.mark.parametrize("who", ["anonymous", "student", "other_student", "owner", "granted",
+                                 "stranger", "admin"])
+def test_accommodations(api: Api, world: dict, who: str) -> None:
+    # Setting and removing need can_edit (the granted colleague views only); reading, can_view.
+    url = (f"/api/teacher/exams/{world['exam']['id']}/accommodations/"
+           f"{world['other_student']['id']}")
+    note = f"set by {who}"
+    put = _call(api, world[who], "PUT", url, json={"extra_minutes": 7, "note": note})
+    expected = {"anonymous": 401, "owner": 200, "admin": 200}.get(who, 403)
+    assert put.status_code == expected, put.text
+    listed = _call(api, world[who], "GET",
+                   f"/api/teacher/exams/{world['exam']['id']}/accommodations")
+    expected_list = {"anonymous": 401, "owner": 200, "granted": 200, "admin": 200}.get(who, 403)
+    assert listed.status_code == expected_list, listed.text
+    if expected_list == 200:
+        assert world["other_exam"]["id"] not in listed.text
+    else:
+        assert "set by" not in listed.text
+    owners = _call(api, world["owner"], "GET",
+                   f"/api/teacher/exams/{world['exam']['id']}/accommodations").text
+    assert (note in owners) == (expected == 200)
+    removed = _call(api, world[who], "DELETE", url)
+    assert removed.status_code == {"anonymous": 401, "owner": 204, "admin": 204}.get(who, 403)
+    # The stranger's exam: nobody but its teacher (and admins) reaches its accommodations.
+    foreign = _call(api, world[who], "GET",
+                    f"/api/teacher/exams/{world['other_exam']['id']}/accommodations")
+    assert foreign.status_code == {"anonymous": 401, "admin": 200, "stranger": 200
+                                   }.get(who, 403)
+
+
 @pytest.mark.parametrize("who", ["anonymous", "student", "enrolled", "owner", "admin"])
 def test_admin_routes(api: Api, world: dict, who: str) -> None:
     target = world["other_student"]["id"]

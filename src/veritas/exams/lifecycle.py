@@ -80,16 +80,10 @@ async def abandon_expired(
     return await end(session, AttemptStatus.abandoned, *where)
 
 
-def closes_at(exam: Exam) -> datetime | None:
-    """The end of the exam's window. Exam windows add the column; until then none has one."""
-    return getattr(exam, "closes_at", None)
-
-
 def takes_starts(exam: Exam, now: datetime) -> bool:
     """Whether a student may still start the exam: it is published and its window (if it
     has one) has not closed."""
-    closing = closes_at(exam)
-    return exam.is_published and (closing is None or now < closing)
+    return exam.is_published and (exam.closes_at is None or now < exam.closes_at)
 
 
 async def results_visible(

@@ -41,6 +41,12 @@ class Exam(Base):
     questions: Mapped[list[Any]] = mapped_column(server_default="[]")
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default="{}")
     due_at: Mapped[datetime | None]
+    # The window for starting attempts (exams.rules.window_refusal); None: unbounded.
+    opens_at: Mapped[datetime | None]
+    closes_at: Mapped[datetime | None]
+    max_attempts: Mapped[int | None]  # None: unlimited
+    shuffle_questions: Mapped[bool] = mapped_column(server_default="false")
+    shuffle_options: Mapped[bool] = mapped_column(server_default="false")
     # When students see per-question points, feedback and answers (lifecycle.results_visible).
     show_results: Mapped[ShowResults] = mapped_column(
         Enum(ShowResults, native_enum=False, create_constraint=False, length=16),
@@ -72,6 +78,21 @@ class TeacherExamPermission(Base):
     can_view_analytics: Mapped[bool] = mapped_column(server_default="false")
     granted_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     granted_at: Mapped[datetime] = created_at()
+
+
+class ExamAccommodation(Base):
+    """A student's extra time and attempts on one exam, for attempts started afterwards."""
+
+    __tablename__ = "exam_accommodations"
+
+    exam_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("exams.id"), primary_key=True)
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    extra_minutes: Mapped[int] = mapped_column(server_default="0")
+    extra_attempts: Mapped[int] = mapped_column(server_default="0")
+    note: Mapped[str | None]
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 
 class ExamAttempt(Base):

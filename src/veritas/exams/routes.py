@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request, Response
 
 from veritas.deps import ContextDep, PageDep, RuntimeDep, SessionDep, Staff, Student, unit_of_work
 from veritas.errors import TooLarge, error_responses
-from veritas.exams import schemas, service
-from veritas.exams.models import Exam, TeacherExamPermission
+from veritas.exams import accommodations, schemas, service
+from veritas.exams.models import Exam, ExamAccommodation, TeacherExamPermission
 from veritas.exams.permissions import ExamRight, require_exam
 from veritas.pagination import Page
 
@@ -86,6 +86,44 @@ async def revoke_permission(
     return Response(status_code=204)
 
 
+NO_STUDENT = error_responses(404, 422, s404="no such exam, or no such student",
+                             s422="invalid input, or the user is not a student")
+
+
+@teacher.put("/exams/{exam_id}/accommodations/{student_id}",
+             response_model=schemas.AccommodationOut, responses={**NO_STUDENT, **HAS_BODY})
+async def put_accommodation(
+    exam_id: uuid.UUID, student_id: uuid.UUID, body: schemas.AccommodationIn,
+    session: SessionDep, user: Staff, ctx: ContextDep,
+) -> ExamAccommodation:
+    """Set the student's extra minutes and extra attempts on the exam (needs `can_edit`).
+    They apply to the attempts the student starts afterwards."""
+    return await accommodations.put(session, user, exam_id, student_id, body, ctx)
+
+
+@teacher.get("/exams/{exam_id}/accommodations",
+             response_model=Page[schemas.AccommodationOut], responses=NO_EXAM)
+async def list_accommodations(
+    exam_id: uuid.UUID, session: SessionDep, user: Staff, paging: PageDep
+) -> dict[str, Any]:
+    """The exam's accommodations, newest first (needs `can_view`)."""
+    return await accommodations.list_for_exam(session, user, exam_id, paging)
+
+
+@teacher.delete("/exams/{exam_id}/accommodations/{student_id}", status_code=204,
+                response_class=Response,
+                responses=error_responses(404, s404="no such exam, or no accommodation for"
+                                                    " this student"))
+async def delete_accommodation(
+    exam_id: uuid.UUID, student_id: uuid.UUID, session: SessionDep, user: Staff,
+    ctx: ContextDep,
+) -> Response:
+    """Remove the student's accommodation (needs `can_edit`); attempts already started keep
+    their time."""
+    await accommodations.remove(session, user, exam_id, student_id, ctx)
+    return Response(status_code=204)
+
+
 @student.get("/exams/available", response_model=Page[schemas.AvailableExamOut])
 async def available_exams(session: SessionDep, user: Student, paging: PageDep) -> dict[str, Any]:
     return await service.available_exams(session, user, paging)
@@ -94,12 +132,18 @@ async def available_exams(session: SessionDep, user: Student, paging: PageDep) -
 @student.post("/exams/{exam_id}/start", status_code=201, response_model=schemas.StartOut,
               responses={200: {"model": schemas.StartOut,
                                "description": "the attempt already in progress"},
-                         **error_responses(404, s404="no such published exam open to the"
-                                                     " caller (its classes are not theirs)")})
+                         **error_responses(404, 409, s404="no such published exam open to the"
+                                                          " caller (its classes are not theirs)",
+                                           s409="the exam is not open (it opens later or"
+                                                " has closed), or the caller has no"
+                                                " attempts left")})
 async def start_exam(
     exam_id: uuid.UUID, session: SessionDep, rt: RuntimeDep, user: Student, ctx: ContextDep,
     response: Response,
 ) -> schemas.StartOut:
+    async with unit_of_work(rt, user) as expiry:
+        await service.abandon_expired_starts(expiry, user, exam_id,
+                                             rt.settings.attempt_grace_minutes)
     attempt, created = await service.start(
         session, user, exam_id, rt.settings.attempt_grace_minutes, ctx
     )

@@ -7,10 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from veritas.db.base import AttemptStatus, GradingStatus, ShowResults
-from veritas.exams.models import Exam, ExamAttempt
+from veritas.exams import rules
+from veritas.exams.models import Exam, ExamAccommodation, ExamAttempt
 from veritas.exams.settings import ExamSettings
 from veritas.json_limits import StorableObject
 from veritas.monitoring.limits import HEARTBEAT_SECONDS
@@ -19,6 +20,7 @@ Text = Annotated[str, Field(min_length=1, max_length=200)]
 LongText = Annotated[str, Field(max_length=20_000)]
 Option = Annotated[str, Field(min_length=1, max_length=1_000)]
 ClassIds = Annotated[list[uuid.UUID], Field(max_length=100)]
+MaxAttempts = Annotated[int, Field(ge=1, le=1_000, description="null: unlimited")]
 
 
 class QuestionType(str, enum.Enum):
@@ -116,6 +118,24 @@ class ExamFields(BaseModel):
                     " takes no more starts and no attempt of it is in progress)")
     # Empty: open to every student; else only to the students of these classes (the caller's).
     class_ids: ClassIds = []
+    opens_at: AwareDatetime | None = Field(
+        None, description="students may start the exam from then on (null: at once)")
+    closes_at: AwareDatetime | None = Field(
+        None, description="no attempt starts from then on, and none runs past it (plus the"
+                          " student's extra time); after opens_at (null: never closes)")
+    max_attempts: MaxAttempts | None = None
+    shuffle_questions: bool = Field(False, description="each attempt its own question order")
+    shuffle_options: bool = Field(False, description="each attempt its own option order")
+
+    @model_validator(mode="after")
+    def _check_window(self) -> ExamFields:
+        check_window(self.opens_at, self.closes_at)
+        return self
+
+
+def check_window(opens_at: datetime | None, closes_at: datetime | None) -> None:
+    if opens_at is not None and closes_at is not None and closes_at <= opens_at:
+        raise ValueError("closes_at must be after opens_at")
 
 
 def check_exam(max_score: float, passing_score: float, questions: list[dict[str, Any]]) -> None:
@@ -152,6 +172,11 @@ class ExamPatch(BaseModel):
     due_at: datetime | None = None
     show_results: ShowResults | None = None
     class_ids: ClassIds | None = None
+    opens_at: AwareDatetime | None = None
+    closes_at: AwareDatetime | None = None
+    max_attempts: MaxAttempts | None = None
+    shuffle_questions: bool | None = None
+    shuffle_options: bool | None = None
 
 
 class ExamOut(BaseModel):
@@ -179,6 +204,11 @@ class ExamOut(BaseModel):
     show_results: ShowResults
     # The classes whose students may see the exam; empty: every student.
     class_ids: list[uuid.UUID]
+    opens_at: datetime | None
+    closes_at: datetime | None
+    max_attempts: int | None
+    shuffle_questions: bool
+    shuffle_options: bool
     created_at: datetime
     updated_at: datetime
 
@@ -197,14 +227,45 @@ class AvailableExamOut(BaseModel):
     question_count: int
     due_at: datetime | None
     show_results: ShowResults
+    opens_at: datetime | None
+    closes_at: datetime | None
+    # The caller's own limit (the exam's plus their extra attempts) and what is left of it;
+    # null: unlimited. attempts_used counts their attempts in every status.
+    max_attempts: int | None
+    attempts_used: int
+    attempts_left: int | None
+    extra_minutes: int  # the caller's extra time on this exam
 
     @classmethod
-    def of(cls, exam: Exam) -> AvailableExamOut:
+    def of(cls, exam: Exam, used: int = 0,
+           accommodation: ExamAccommodation | None = None) -> AvailableExamOut:
+        extra_attempts = accommodation.extra_attempts if accommodation else 0
+        limit = rules.attempt_limit(exam.max_attempts, extra_attempts)
         return cls(id=exam.id, title=exam.title, description=exam.description,
                    subject=exam.subject, topic=exam.topic, max_score=exam.max_score,
                    duration_minutes=exam.duration_minutes, passing_score=exam.passing_score,
                    question_count=len(exam.questions), due_at=exam.due_at,
-                   show_results=exam.show_results)
+                   show_results=exam.show_results, opens_at=exam.opens_at,
+                   closes_at=exam.closes_at, max_attempts=limit, attempts_used=used,
+                   attempts_left=rules.attempts_left(limit, used),
+                   extra_minutes=accommodation.extra_minutes if accommodation else 0)
+
+
+class AccommodationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    extra_minutes: Annotated[int, Field(ge=0, le=1_440)] = 0
+    extra_attempts: Annotated[int, Field(ge=0, le=100)] = 0
+    note: Annotated[str, Field(max_length=2_000)] | None = None
+
+
+class AccommodationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    student_id: uuid.UUID
+    extra_minutes: int
+    extra_attempts: int
+    note: str | None
 
 
 class PermissionIn(BaseModel):
@@ -264,9 +325,11 @@ class StartOut(BaseModel):
     @classmethod
     def of(cls, attempt: ExamAttempt) -> StartOut:
         data = attempt.submission_data
+        # In the attempt's own order, the same on every reload (rules.presentation).
+        questions = rules.presented(data["questions"], data.get("presentation"))
         return cls(attempt_id=attempt.id, exam_id=attempt.exam_id, status=attempt.status,
                    started_at=attempt.started_at, expires_at=attempt.expires_at,
-                   questions=[student_view(q) for q in data["questions"]],
+                   questions=[student_view(q) for q in questions],
                    responses=(data.get("drafts") or [{}])[-1].get("responses", {}))
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -18,7 +19,7 @@ from veritas.classes import service as classes
 from veritas.core.context import RequestContext
 from veritas.db.base import AttemptStatus, Role
 from veritas.errors import Conflict, Forbidden, Invalid, NotFound
-from veritas.exams import lifecycle, schemas
+from veritas.exams import accommodations, lifecycle, rules, schemas
 from veritas.exams.models import Exam, ExamAttempt, TeacherExamPermission
 from veritas.exams.permissions import (
     ExamRight,
@@ -48,12 +49,30 @@ async def list_exams(session: AsyncSession, user: Claims, paging: PageParams) ->
 async def available_exams(
     session: AsyncSession, user: Claims, paging: PageParams
 ) -> dict[str, Any]:
-    """A page of the published exams open to the student, newest first, as students see them."""
+    """A page of the published exams open to the student, newest first, as students see them,
+    each with the caller's own attempt limit and what is left of it."""
     query = select(Exam).where(Exam.is_published.is_(True), open_to_student(user.user_id))
     rows = (await session.scalars(newest_first(query, Exam.created_at, Exam.id, paging))).all()
     result = page(rows, paging, lambda e: (e.created_at, e.id))
-    result["items"] = [schemas.AvailableExamOut.of(e) for e in result["items"]]
+    ids = [e.id for e in result["items"]]
+    used = await _attempts_used(session, user.user_id, ids)
+    extra = await accommodations.of_student(session, user.user_id, ids)
+    result["items"] = [schemas.AvailableExamOut.of(e, used.get(e.id, 0), extra.get(e.id))
+                       for e in result["items"]]
     return result
+
+
+async def _attempts_used(
+    session: AsyncSession, student_id: uuid.UUID, exam_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """How many attempts the student has of each exam, in every status."""
+    if not exam_ids:
+        return {}
+    rows = await session.execute(
+        select(ExamAttempt.exam_id, func.count())
+        .where(ExamAttempt.student_id == student_id, ExamAttempt.exam_id.in_(exam_ids))
+        .group_by(ExamAttempt.exam_id))
+    return {exam_id: count for exam_id, count in rows}
 
 
 async def create_exam(
@@ -87,7 +106,8 @@ async def edit_exam(
     changes = body.model_dump(exclude_unset=True)
     for required in ("title", "subject", "max_score", "duration_minutes", "passing_score",
                      "is_published", "enable_monitoring", "enable_integrity_analysis",
-                     "questions", "metadata", "show_results", "class_ids"):
+                     "questions", "metadata", "show_results", "class_ids",
+                     "shuffle_questions", "shuffle_options"):
         if required in changes and changes[required] is None:
             raise Invalid(f"{required} cannot be null")
     details: dict[str, Any] = {}
@@ -95,6 +115,11 @@ async def edit_exam(
         changes.pop("class_ids")
         assigned = await classes.assign_exam(session, user, exam.id, body.class_ids or [])
         details["class_ids"] = [str(c) for c in assigned]
+    try:
+        schemas.check_window(changes.get("opens_at", exam.opens_at),
+                             changes.get("closes_at", exam.closes_at))
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
     if "questions" in changes:
         changes["questions"] = [q.model_dump() for q in body.questions or []]
     if "metadata" in changes:
@@ -187,25 +212,56 @@ async def start(
     )
     now = lifecycle.now()
     if open_attempt is not None:
+        # Resuming is not a new start: no window or limit applies to it.
         if lifecycle.is_open(open_attempt, now, lifecycle.grace(grace_minutes)):
             return open_attempt, False
         await lifecycle.abandon_expired(session, now, lifecycle.grace(grace_minutes),
                                         open_attempt.id)
+    refusal = rules.window_refusal(exam.opens_at, exam.closes_at, now)
+    if refusal is not None:
+        raise Conflict(refusal)
+    accommodation = (await accommodations.of_student(session, user.user_id, [exam.id])
+                     ).get(exam.id)
+    limit = rules.attempt_limit(exam.max_attempts,
+                                accommodation.extra_attempts if accommodation else 0)
+    if limit is not None:
+        # Counted under the advisory lock above: a parallel start waits, then counts this one.
+        used = (await _attempts_used(session, user.user_id, [exam.id])).get(exam.id, 0)
+        if used >= limit:
+            raise Conflict(f"no attempts left: {used} of {limit} used")
+    questions = exam.questions
     attempt = ExamAttempt(
         exam_id=exam.id,
         student_id=user.user_id,
         status=AttemptStatus.in_progress,
         max_score=exam.max_score,
         started_at=now,
-        expires_at=now + timedelta(minutes=exam.duration_minutes),
+        expires_at=rules.expires_at(now, exam.duration_minutes,
+                                    accommodation.extra_minutes if accommodation else 0,
+                                    exam.closes_at),
         # The questions as they were at the start: later edits do not change this attempt.
-        submission_data={"questions": exam.questions, "drafts": []},
+        # Its own order of them (if the exam shuffles) is kept beside, fixed from now on.
+        submission_data={"questions": questions, "drafts": [],
+                         "presentation": rules.presentation(
+                             questions, exam.shuffle_questions, exam.shuffle_options,
+                             random.SystemRandom())},
         metadata_={"client_ip": ctx.ip, "user_agent": (ctx.user_agent or "")[:512]},
     )
     session.add(attempt)
     await session.flush()
     await session.execute(text("SELECT veritas_ensure_event_partition(:s)"), {"s": now})
     return attempt, True
+
+
+async def abandon_expired_starts(
+    session: AsyncSession, user: Claims, exam_id: uuid.UUID, grace_minutes: int
+) -> None:
+    """End the caller's attempt at the exam if its time plus grace ran out, in a transaction
+    of its own: the end stands although the start that noticed it is then refused (409)."""
+    now = lifecycle.now()
+    await lifecycle.end(session, AttemptStatus.abandoned, ExamAttempt.exam_id == exam_id,
+                        ExamAttempt.student_id == user.user_id,
+                        ExamAttempt.expires_at < now - lifecycle.grace(grace_minutes))
 
 
 async def own_attempt(
