@@ -139,6 +139,11 @@ def test_the_attempt_limit_counts_every_status_but_resuming_is_no_start(api: Api
     resumed = _start(api, student, exam)  # a reload: the same attempt, not a new start
     assert resumed.status_code == 200
     assert resumed.json()["attempt_id"] == first.json()["attempt_id"]
+    writing = _available(api, student, exam)
+    assert (writing["attempts_used"], writing["attempts_left"],
+            writing["attempt_in_progress"]) == (1, 1, True)
+    # The server's clock comes with the attempt, for the page's countdown.
+    assert abs(_at(resumed.json()["server_time"]) - _now()) < timedelta(minutes=1)
     assert api.submit(student, first.json()["attempt_id"], {"q1": "4"}).status_code == 200
     second = _start(api, student, exam)
     assert second.status_code == 201
@@ -147,7 +152,8 @@ def test_the_attempt_limit_counts_every_status_but_resuming_is_no_start(api: Api
     assert third.status_code == 409
     assert "no attempts left" in third.json()["detail"]
     mine = _available(api, student, exam)
-    assert (mine["max_attempts"], mine["attempts_used"], mine["attempts_left"]) == (2, 2, 0)
+    assert (mine["max_attempts"], mine["attempts_used"], mine["attempts_left"],
+            mine["attempt_in_progress"]) == (2, 2, 0, False)
     # Another student's limit is their own.
     other = api.user()
     assert _start(api, other, exam).status_code == 201

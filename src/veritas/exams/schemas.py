@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -234,10 +234,12 @@ class AvailableExamOut(BaseModel):
     max_attempts: int | None
     attempts_used: int
     attempts_left: int | None
+    # An attempt of the caller's is in progress: it may be resumed whatever the rules say.
+    attempt_in_progress: bool
     extra_minutes: int  # the caller's extra time on this exam
 
     @classmethod
-    def of(cls, exam: Exam, used: int = 0,
+    def of(cls, exam: Exam, used: int = 0, writing: bool = False,
            accommodation: ExamAccommodation | None = None) -> AvailableExamOut:
         extra_attempts = accommodation.extra_attempts if accommodation else 0
         limit = rules.attempt_limit(exam.max_attempts, extra_attempts)
@@ -248,6 +250,7 @@ class AvailableExamOut(BaseModel):
                    show_results=exam.show_results, opens_at=exam.opens_at,
                    closes_at=exam.closes_at, max_attempts=limit, attempts_used=used,
                    attempts_left=rules.attempts_left(limit, used),
+                   attempt_in_progress=writing,
                    extra_minutes=accommodation.extra_minutes if accommodation else 0)
 
 
@@ -321,6 +324,9 @@ class StartOut(BaseModel):
     responses: dict[str, Any] = {}
     # How often the exam page sends a heartbeat (the SDK's heartbeatMs / 1000).
     heartbeat_seconds: int = HEARTBEAT_SECONDS
+    # The server's clock when it answered: the page counts down to expires_at from this, so
+    # a student's wrong clock neither shortens nor lengthens the time shown.
+    server_time: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
     def of(cls, attempt: ExamAttempt) -> StartOut:

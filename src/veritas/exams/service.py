@@ -57,22 +57,25 @@ async def available_exams(
     ids = [e.id for e in result["items"]]
     used = await _attempts_used(session, user.user_id, ids)
     extra = await accommodations.of_student(session, user.user_id, ids)
-    result["items"] = [schemas.AvailableExamOut.of(e, used.get(e.id, 0), extra.get(e.id))
+    result["items"] = [schemas.AvailableExamOut.of(e, *used.get(e.id, (0, False)),
+                                                   accommodation=extra.get(e.id))
                        for e in result["items"]]
     return result
 
 
 async def _attempts_used(
     session: AsyncSession, student_id: uuid.UUID, exam_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    """How many attempts the student has of each exam, in every status."""
+) -> dict[uuid.UUID, tuple[int, bool]]:
+    """How many attempts the student has of each exam, in every status, and whether one of
+    them is in progress."""
     if not exam_ids:
         return {}
     rows = await session.execute(
-        select(ExamAttempt.exam_id, func.count())
+        select(ExamAttempt.exam_id, func.count(),
+               func.bool_or(ExamAttempt.status == AttemptStatus.in_progress))
         .where(ExamAttempt.student_id == student_id, ExamAttempt.exam_id.in_(exam_ids))
         .group_by(ExamAttempt.exam_id))
-    return {exam_id: count for exam_id, count in rows}
+    return {exam_id: (count, bool(writing)) for exam_id, count, writing in rows}
 
 
 async def create_exam(
@@ -226,7 +229,8 @@ async def start(
                                 accommodation.extra_attempts if accommodation else 0)
     if limit is not None:
         # Counted under the advisory lock above: a parallel start waits, then counts this one.
-        used = (await _attempts_used(session, user.user_id, [exam.id])).get(exam.id, 0)
+        used, _ = (await _attempts_used(session, user.user_id, [exam.id])).get(exam.id,
+                                                                               (0, False))
         if used >= limit:
             raise Conflict(f"no attempts left: {used} of {limit} used")
     questions = exam.questions

@@ -2,8 +2,8 @@
 // Monitoring runs through the SDK, exactly as any other front end would use it.
 
 import { api, explain, session } from './api.js';
-import { h, heading, facts, fmt, fmtDuration, gradingBadge, link, message, passedText, showError } from './ui.js';
-import { cachedExam } from './student.js';
+import { h, heading, facts, fmt, fmtDuration, fmtZoned, timeZoneName, gradingBadge, link, message, passedText, showError } from './ui.js';
+import { cachedExam, timeAllowed } from './student.js';
 import { VeritasMonitor, mountIndicator, renderDisclosure } from '../sdk/veritas-monitor.js';
 
 const DRAFT_DELAY_MS = 1500;
@@ -48,9 +48,11 @@ export async function examPage({ view, params }) {
       h('h2', { id: 'intro-h' }, 'Before you start'),
       exam ? facts([
         ['Questions', exam.question_count],
-        ['Time allowed', `${exam.duration_minutes} min (the clock starts when you press Start)`],
+        ['Time allowed', `${timeAllowed(exam)} (the clock starts when you press Start)`],
         ['Pass mark', `${fmt(exam.passing_score)} of ${fmt(exam.max_score)} points`],
-      ]) : null,
+        exam.closes_at ? ['Closes', `${fmtZoned(exam.closes_at)}: your time ends then at the latest${exam.extra_minutes ? `, plus your ${exam.extra_minutes} min extra time` : ''}`] : null,
+        exam.max_attempts ? ['Attempts left', `${exam.attempts_left} of ${exam.max_attempts}: starting uses one`] : null,
+      ].filter(Boolean)) : null,
       h('h3', {}, 'What is recorded'));
     renderDisclosure(intro);
     intro.append(h('p', {}, 'Your answers are saved as drafts while you work, so a reload or a lost connection does not lose them.'));
@@ -91,8 +93,10 @@ async function runAttempt(view, box, examId, title) {
     if (document.fullscreenElement) document.exitFullscreen();
     else document.documentElement.requestFullscreen?.().catch(() => {});
   } }, 'Full screen');
+  // The attempt's own end, extra time included, from the server: the same on every device.
+  const endsAt = h('span', { class: 'muted ends-at' }, `ends ${fmtZoned(attempt.expires_at)} (${timeZoneName()})`);
   const bar = h('div', { class: 'exam-bar' },
-    h('span', {}, 'Time left: ', timer), timeNotice, saveState, indicator, fullscreen);
+    h('span', {}, 'Time left: ', timer), endsAt, timeNotice, saveState, indicator, fullscreen);
   const disclosure = h('details', { class: 'disclosure' }, h('summary', {}, 'What this page records'));
   renderDisclosure(disclosure);
 
@@ -129,10 +133,13 @@ async function runAttempt(view, box, examId, title) {
   });
 
   // --- the clock ------------------------------------------------------------------------
+  // The real time left: the attempt's end (extra time included) on the server's clock, so a
+  // device whose clock is wrong shows the same time left as any other.
   const expiresAt = new Date(attempt.expires_at).getTime();
+  const skew = attempt.server_time ? new Date(attempt.server_time).getTime() - Date.now() : 0;
   const warned = new Set();
   const tick = () => {
-    const left = Math.max(0, expiresAt - Date.now());
+    const left = Math.max(0, expiresAt - (Date.now() + (Number.isFinite(skew) ? skew : 0)));
     const s = Math.floor(left / 1000);
     const hh = Math.floor(s / 3600);
     const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');

@@ -1,7 +1,7 @@
 // Student pages: available exams, the dashboard, and one attempt's result.
 
 import { api, session } from './api.js';
-import { h, heading, facts, fmt, fmtDate, fmtDuration, fmtPct, fmtPoints, gradingBadge, link, passedText, showError, table } from './ui.js';
+import { h, heading, facts, fmt, fmtDate, fmtDuration, fmtZoned, fmtPct, fmtPoints, gradingBadge, link, passedText, showError, table } from './ui.js';
 import { VeritasMonitor } from '../sdk/veritas-monitor.js';
 
 const EXAM_CACHE = 'veritas.exams';
@@ -40,11 +40,14 @@ export async function availableExams({ view, notice }) {
           exam.description ? h('p', {}, exam.description) : null,
           facts([
             ['Questions', exam.question_count],
-            ['Time allowed', `${exam.duration_minutes} min`],
+            ['Time allowed', timeAllowed(exam)],
             ['Pass mark', `${fmt(exam.passing_score)} of ${fmt(exam.max_score)} points`],
             ['Due', exam.due_at ? fmtDate(exam.due_at) : 'no due date'],
+            ['Opens', exam.opens_at ? fmtZoned(exam.opens_at) : 'open now'],
+            ['Closes', exam.closes_at ? fmtZoned(exam.closes_at) : 'no closing time'],
+            ['Attempts left', attemptsLeft(exam)],
           ]),
-          h('a', { class: 'button', href: `#/student/exam/${exam.id}`, 'aria-label': `Open exam: ${exam.title}` }, 'Open exam')));
+          openButton(exam)));
       }
       cursor = page.next_cursor;
       more.hidden = !cursor;
@@ -53,6 +56,32 @@ export async function availableExams({ view, notice }) {
     }
   }
   await load();
+}
+
+/** The duration, with the student's own extra time when they have some. */
+export function timeAllowed(exam) {
+  return exam.extra_minutes ? `${exam.duration_minutes} min + ${exam.extra_minutes} min extra time` : `${exam.duration_minutes} min`;
+}
+
+function attemptsLeft(exam) {
+  if (exam.attempts_left === null || exam.attempts_left === undefined) return `unlimited (${exam.attempts_used ?? 0} used)`;
+  return `${exam.attempts_left} of ${exam.max_attempts}`;
+}
+
+/** Why the exam cannot be started now, or null: not yet open, closed, or no attempts left. */
+export function startBlocked(exam, now = Date.now()) {
+  if (exam.attempt_in_progress) return null; // resuming is always possible
+  if (exam.opens_at && now < new Date(exam.opens_at).getTime()) return `Opens ${fmtZoned(exam.opens_at)}`;
+  if (exam.closes_at && now >= new Date(exam.closes_at).getTime()) return `Closed ${fmtZoned(exam.closes_at)}`;
+  if (exam.attempts_left === 0) return 'No attempts left';
+  return null;
+}
+
+function openButton(exam) {
+  const blocked = startBlocked(exam);
+  if (blocked) return h('p', { class: 'muted exam-blocked' }, blocked);
+  const text = exam.attempt_in_progress ? 'Continue exam' : 'Open exam';
+  return h('a', { class: 'button', href: `#/student/exam/${exam.id}`, 'aria-label': `${text}: ${exam.title}` }, text);
 }
 
 function momentumWords(lmi) {

@@ -1,7 +1,7 @@
 // Teacher pages for exams: the list, create, edit/publish, and granting access.
 
 import { api } from './api.js';
-import { h, heading, field, fmt, fmtDate, fmtPct, link, message, select, showError, table, uid } from './ui.js';
+import { h, heading, field, fmt, fmtDate, fmtPct, fmtZoned, fromLocalInput, link, message, pager, select, showError, table, timeZoneName, toLocalInput, uid } from './ui.js';
 
 export async function examList({ view, notice }) {
   view.append(heading('Exams'), h('p', {}, h('a', { class: 'button', href: '#/teacher/exams/new' }, 'Create an exam')));
@@ -103,6 +103,11 @@ function examForm(exam, onSubmit, submitText) {
     passing_score: input('passing_score', { type: 'number', min: '0', step: '0.5', required: true, value: String(exam.passing_score ?? '') }),
     is_published: input('is_published', { type: 'checkbox', checked: !!exam.is_published }),
     show_results: select('show_results', SHOW_RESULTS, exam.show_results || 'never'),
+    opens_at: input('opens_at', { type: 'datetime-local', value: toLocalInput(exam.opens_at) }),
+    closes_at: input('closes_at', { type: 'datetime-local', value: toLocalInput(exam.closes_at) }),
+    max_attempts: input('max_attempts', { type: 'number', min: '1', max: '1000', step: '1', value: exam.max_attempts ?? '' }),
+    shuffle_questions: input('shuffle_questions', { type: 'checkbox', checked: !!exam.shuffle_questions }),
+    shuffle_options: input('shuffle_options', { type: 'checkbox', checked: !!exam.shuffle_options }),
     enable_monitoring: input('enable_monitoring', { type: 'checkbox', checked: exam.enable_monitoring !== false }),
     enable_integrity_analysis: input('enable_integrity_analysis', { type: 'checkbox', checked: exam.enable_integrity_analysis !== false }),
     paste_chars: input('paste_chars', { type: 'number', min: '1', value: rules.paste_chars ?? '' }),
@@ -126,6 +131,13 @@ function examForm(exam, onSubmit, submitText) {
       check(f.enable_integrity_analysis, 'Run the integrity analysis'),
       field('Alert on a paste longer than (characters)', f.paste_chars, 'Default 200.'),
       field('Alert when the exam is left for longer than (seconds)', f.focus_lost_s, 'Default 10.')),
+    h('fieldset', {}, h('legend', {}, 'When and how often'),
+      h('p', { class: 'hint' }, `Times are in your time zone, ${timeZoneName()}.`),
+      field('Opens at (optional)', f.opens_at, 'Students cannot start before then. Empty: as soon as it is published.'),
+      field('Closes at (optional)', f.closes_at, 'No attempt starts from then on, and every attempt ends then at the latest (plus a student\'s extra time).'),
+      field('Attempts per student (optional)', f.max_attempts, 'Empty: unlimited. Extra attempts for one student are set under Accommodations.'),
+      check(f.shuffle_questions, 'Shuffle the questions (each attempt its own order)'),
+      check(f.shuffle_options, 'Shuffle the options of choice questions')),
     h('fieldset', {}, h('legend', {}, 'Results for students'),
       field('Students see the points, your feedback and the correct answer of each question', f.show_results,
         'Totals are always shown. "After the exam closes" waits until it is unpublished and nobody is still writing it.')),
@@ -147,6 +159,11 @@ function examForm(exam, onSubmit, submitText) {
     if (!f.subject.value.trim()) problems.push('the subject is empty');
     if (f.passing_score.value === '') problems.push('the passing score is empty');
     questions.forEach((q, i) => { if (!q.prompt) problems.push(`question ${i + 1} has no text`); });
+    const opensAt = fromLocalInput(f.opens_at.value);
+    const closesAt = fromLocalInput(f.closes_at.value);
+    if (opensAt && closesAt && closesAt <= opensAt) problems.push('the closing time must come after the opening time');
+    const maxAttempts = f.max_attempts.value === '' ? null : Number(f.max_attempts.value);
+    if (maxAttempts !== null && !(Number.isInteger(maxAttempts) && maxAttempts >= 1)) problems.push('attempts per student must be a whole number, at least 1 (or empty)');
     if (problems.length) { message(box, 'error', `Please fix: ${problems.join('; ')}.`); return; }
     const anomalyRules = { ...rules };
     if (f.paste_chars.value) anomalyRules.paste_chars = Number(f.paste_chars.value); else delete anomalyRules.paste_chars;
@@ -163,6 +180,11 @@ function examForm(exam, onSubmit, submitText) {
       enable_monitoring: f.enable_monitoring.checked,
       enable_integrity_analysis: f.enable_integrity_analysis.checked,
       show_results: f.show_results.value,
+      opens_at: opensAt,
+      closes_at: closesAt,
+      max_attempts: maxAttempts,
+      shuffle_questions: f.shuffle_questions.checked,
+      shuffle_options: f.shuffle_options.checked,
       questions,
       metadata: { ...(exam.metadata || {}), anomaly_rules: anomalyRules },
     };
@@ -226,7 +248,97 @@ export async function editExam({ view, params }) {
       state.textContent = stateText(exam);
       publish.textContent = exam.is_published ? 'Unpublish' : 'Publish';
     }, 'Save changes'),
+    accommodations(exam),
     grantForm(exam));
+}
+
+// --- accommodations: one student's extra time and attempts ----------------------------------
+
+/** The students a teacher can pick by name: those of the exam's classes (when it has any). */
+async function knownStudents(exam) {
+  const byId = {};
+  for (const classId of exam.class_ids || []) {
+    try {
+      const cls = await api(`/api/teacher/classes/${encodeURIComponent(classId)}`);
+      for (const s of cls.students || []) byId[s.id] = s;
+    } catch { /* a class the caller does not own: its students are not theirs to list */ }
+  }
+  return byId;
+}
+
+function studentName(s, id) {
+  if (!s) return id;
+  return `${s.full_name || s.username} (${s.email || s.username})`;
+}
+
+function accommodations(exam) {
+  const section = h('section', { class: 'card', 'aria-labelledby': 'acc-h' },
+    h('h2', { id: 'acc-h' }, 'Accommodations'),
+    h('p', { class: 'muted' }, 'Extra time or extra attempts for one student. They apply to attempts the student starts afterwards; an attempt in progress keeps its time. Students never see the note.'));
+  const rows = h('tbody');
+  const listBox = h('div');
+  section.append(h('table', {}, h('caption', {}, 'Students with accommodations on this exam'),
+    h('thead', {}, h('tr', {}, ['Student', 'Extra minutes', 'Extra attempts', 'Note', ''].map((t) => h('th', { scope: 'col' }, t)))),
+    rows), listBox);
+  let students = {};
+  const studentPick = h('input', { name: 'student', required: true, autocomplete: 'off', list: uid('students') });
+  const options = h('datalist', { id: studentPick.getAttribute('list') });
+  const minutes = h('input', { name: 'extra_minutes', type: 'number', min: '0', max: '1440', step: '1', value: '0' });
+  const attempts = h('input', { name: 'extra_attempts', type: 'number', min: '0', max: '100', step: '1', value: '0' });
+  const note = h('input', { name: 'note', maxlength: '2000' });
+  const box = h('div');
+  const resolve = (text) => {
+    const value = text.trim();
+    if (/^[0-9a-fA-F-]{36}$/.test(value)) return value;
+    const match = Object.values(students).find((s) => [s.email, s.username, studentName(s)].includes(value));
+    return match ? match.id : null;
+  };
+  const render = (items, reset) => {
+    if (reset) rows.replaceChildren();
+    for (const a of items) {
+      const remove = h('button', { type: 'button', class: 'secondary', onclick: async () => {
+        remove.disabled = true;
+        try {
+          await api(`/api/teacher/exams/${exam.id}/accommodations/${a.student_id}`, { method: 'DELETE' });
+          message(box, 'info', 'Accommodation removed.');
+          load(true);
+        } catch (err) { showError(box, err); remove.disabled = false; }
+      } }, 'Remove');
+      remove.setAttribute('aria-label', `Remove the accommodation of ${studentName(students[a.student_id], a.student_id)}`);
+      rows.append(h('tr', { dataset: { studentId: a.student_id } },
+        h('td', {}, studentName(students[a.student_id], a.student_id)),
+        h('td', {}, String(a.extra_minutes)), h('td', {}, String(a.extra_attempts)),
+        h('td', {}, a.note || '—'), h('td', {}, remove)));
+    }
+    if (!rows.children.length) rows.append(h('tr', {}, h('td', { colspan: '5', class: 'empty' }, 'No accommodations yet.')));
+  };
+  const load = pager((cursor) => api(`/api/teacher/exams/${exam.id}/accommodations`, { query: { cursor } }), render, listBox);
+  const form = h('form', { class: 'accommodation-form', novalidate: true },
+    h('h3', {}, 'Add or change'),
+    field('Student', studentPick, 'Type a name or email from the exam\'s classes, or paste the student\'s user id.'), options,
+    field('Extra minutes', minutes), field('Extra attempts', attempts), field('Note for teachers (optional)', note),
+    box, h('button', { type: 'submit' }, 'Save accommodation'));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const id = resolve(studentPick.value);
+    if (!id) { message(box, 'error', 'Pick a student from the list, or paste their user id.'); return; }
+    try {
+      await api(`/api/teacher/exams/${exam.id}/accommodations/${id}`, { method: 'PUT', body: {
+        extra_minutes: Number(minutes.value || 0), extra_attempts: Number(attempts.value || 0),
+        note: note.value.trim() || null } });
+      message(box, 'info', `Saved for ${studentName(students[id], id)}.`);
+      load(true);
+    } catch (err) {
+      showError(box, err);
+    }
+  });
+  section.append(form);
+  knownStudents(exam).then((found) => {
+    students = found;
+    options.replaceChildren(...Object.values(found).map((s) => h('option', { value: studentName(s) })));
+    load(true);
+  });
+  return section;
 }
 
 function stateText(exam) {

@@ -93,6 +93,35 @@ export function fmtDate(iso) {
   return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString();
 }
 
+/** The viewer's time zone, by name (e.g. "Europe/Paris"). */
+export function timeZoneName() {
+  try { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time'; } catch { return 'local time'; }
+}
+
+/** A moment in the viewer's time zone, the zone named: "14 Dec 2026, 09:00 CET". */
+export function fmtZoned(iso) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' });
+}
+
+/** An ISO time as the value of an <input type="datetime-local"> (the viewer's zone). */
+export function toLocalInput(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** An <input type="datetime-local"> value back as ISO with its UTC offset; null when empty. */
+export function fromLocalInput(value) {
+  if (!value) return null;
+  const d = new Date(value); // a datetime-local value without a zone is read as local time
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
 export function fmtDuration(seconds) {
   if (seconds === null || seconds === undefined) return '—';
   const m = Math.floor(seconds / 60);
