@@ -601,3 +601,25 @@ def test_alert_triage(api: Api, world: dict, viewer: dict, who: str) -> None:
         history = api.get(f"/api/teacher/alerts/{alert_id}",
                           headers=world["owner"]["headers"]).json()["history"]
         assert f"seen by {who}" not in {h["note"] for h in history}
+
+
+@pytest.mark.parametrize("who", ["anonymous", "student", "other_student", "owner", "granted",
+                                 "viewer", "stranger", "admin"])
+def test_exports_and_the_incident_report(api: Api, world: dict, viewer: dict, who: str) -> None:
+    caller = viewer if who == "viewer" else world[who]
+    exam, attempt = world["exam"]["id"], world["attempt"]["attempt_id"]
+    for url in (f"/api/teacher/exams/{exam}/export/grades.csv",
+                f"/api/teacher/exams/{exam}/export/alerts.csv",
+                f"/api/teacher/attempts/{attempt}/report"):
+        response = _call(api, caller, "GET", url)
+        if who == "anonymous":
+            assert response.status_code == 401, url
+        elif who in ALLOWED_TEACHER_READ:
+            assert response.status_code == 200, (url, response.text)
+            assert world["other_student"]["email"] not in response.text
+            assert world["other_attempt"]["attempt_id"] not in response.text
+        else:
+            assert response.status_code in (403, 404), (url, response.text)
+            assert world["student"]["email"] not in response.text
+    audit = _call(api, caller, "GET", "/api/admin/audit-logs/export.csv")
+    assert audit.status_code == {"anonymous": 401, "admin": 200}.get(who, 403)

@@ -34,7 +34,9 @@ def test_every_operation_documents_its_bodies(api: Api) -> None:
                 # A named shape, not an open dict[str, Any].
                 assert schema.get("properties"), (name, status, schema)
             else:
-                assert set(content) <= {"text/plain", "text/event-stream"}, (name, content)
+                # Text bodies: metrics, the alert stream, CSV exports, the incident report.
+                assert set(content) <= {"text/plain", "text/event-stream", "text/csv",
+                                        "text/html"}, (name, content)
         errors = {status: r for status, r in responses.items() if status[0] in "45"}
         if name == "GET /readyz":
             continue  # its 503 is the readiness body itself

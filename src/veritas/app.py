@@ -48,6 +48,8 @@ from veritas.metrics import collection_timer
 from veritas.monitoring.asgi import OPENAPI_PATHS as MONITOR_PATHS
 from veritas.monitoring.asgi import MonitorEndpoints
 from veritas.monitoring.ingest import Ingestor
+from veritas.reports.routes import admin as report_admin
+from veritas.reports.routes import teacher as report_views
 from veritas.runtime import Runtime
 from veritas.web.docs import mount_docs
 from veritas.web.routes import mount_pages
@@ -374,7 +376,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (auth_router, student_exams, student_views, teacher_exams,
                    teacher_views, classes_router, admin_router, analysis_router, review_router,
-                   grading_router):
+                   grading_router, report_views, report_admin):
         app.include_router(router)
 
     @app.get("/healthz", tags=["ops"], response_model=HealthOut)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Select, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.audit.models import AuditLog
@@ -14,6 +15,8 @@ from veritas.audit.schemas import AuditLogOut
 from veritas.auth.models import User
 from veritas.core.context import RequestContext
 from veritas.pagination import PageParams, newest_first, page
+
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
 
 # Never stored in details, whatever a caller passes.
 SECRET_KEYS = frozenset({"password", "password_hash", "token", "access_token", "refresh_token"})
@@ -42,6 +45,41 @@ async def record(
     )
 
 
+@dataclass(frozen=True)
+class TrailFilters:
+    """The audit trail's filters (GET /api/admin/audit-logs and its CSV export)."""
+
+    user_id: uuid.UUID | None = None
+    action: str | None = None
+    resource_type: str | None = None
+    resource_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def apply(self, query: _Query) -> _Query:
+        for column, value in ((AuditLog.user_id, self.user_id), (AuditLog.action, self.action),
+                              (AuditLog.resource_type, self.resource_type),
+                              (AuditLog.resource_id, self.resource_id)):
+            if value is not None:
+                query = query.where(column == value)
+        if self.since is not None:
+            query = query.where(AuditLog.created_at >= self.since)
+        if self.until is not None:
+            query = query.where(AuditLog.created_at < self.until)
+        return query
+
+    def described(self) -> dict[str, str]:
+        """The filters that are set, as the record of a read names them."""
+        return {k: str(v) for k, v in vars(self).items() if v is not None}
+
+
+def _with_actors(filters: TrailFilters) -> Select[AuditLog, str, str]:
+    """The filtered trail, each record with its actor's username and email (None when that
+    account is gone: a record outlives its user)."""
+    return filters.apply(select(AuditLog, User.username, User.email)
+                         .outerjoin(User, User.id == AuditLog.user_id))
+
+
 async def read(
     session: AsyncSession, reader_id: uuid.UUID, paging: PageParams, ctx: RequestContext, *,
     user_id: uuid.UUID | None = None, action: str | None = None,
@@ -50,29 +88,31 @@ async def read(
 ) -> dict[str, Any]:
     """A page of the trail, newest first, filtered, each record with its actor's username and
     email; the read itself is recorded."""
-    query = (select(AuditLog, User.username, User.email)
-             .outerjoin(User, User.id == AuditLog.user_id))
-    for column, value in ((AuditLog.user_id, user_id), (AuditLog.action, action),
-                          (AuditLog.resource_type, resource_type),
-                          (AuditLog.resource_id, resource_id)):
-        if value is not None:
-            query = query.where(column == value)
-    if since is not None:
-        query = query.where(AuditLog.created_at >= since)
-    if until is not None:
-        query = query.where(AuditLog.created_at < until)
-    rows = (await session.execute(
-        newest_first(query, AuditLog.created_at, AuditLog.id, paging))).tuples().all()
+    filters = TrailFilters(user_id, action, resource_type, resource_id, since, until)
+    rows = (await session.execute(newest_first(
+        _with_actors(filters), AuditLog.created_at, AuditLog.id, paging))).tuples().all()
     # Recorded after the read, so this read is not in its own page.
     await record(session, ctx, reader_id, "view_audit_logs", "audit_log", None,
-                 {"filters": {k: str(v) for k, v in {
-                     "user_id": user_id, "action": action, "resource_type": resource_type,
-                     "resource_id": resource_id, "since": since, "until": until,
-                 }.items() if v is not None}})
+                 {"filters": filters.described()})
     result = page(rows, paging, lambda r: (r[0].created_at, r[0].id))
     result["items"] = [AuditLogOut.model_validate(log).model_copy(
         update={"user_name": name, "user_email": email}) for log, name, email in result["items"]]
     return result
+
+
+async def record_export(session: AsyncSession, ctx: RequestContext, reader_id: uuid.UUID,
+                        filters: TrailFilters) -> None:
+    """An export of the trail is a read of it, recorded before the first row is sent."""
+    await record(session, ctx, reader_id, "view_audit_logs", "audit_log", None,
+                 {"filters": filters.described(), "export": "csv"})
+
+
+async def export_page(session: AsyncSession, filters: TrailFilters,
+                      paging: PageParams) -> dict[str, Any]:
+    """A page of the filtered trail, newest first: (record, username, email) rows."""
+    rows = (await session.execute(newest_first(
+        _with_actors(filters), AuditLog.created_at, AuditLog.id, paging))).tuples().all()
+    return page(rows, paging, lambda r: (r[0].created_at, r[0].id))
 
 
 async def actions(session: AsyncSession) -> list[str]:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from veritas.reports.incident import STYLE_HASH as REPORT_STYLE_HASH
+
 # The pages load only their own scripts and styles (no inline script, no handler attribute),
-# talk only to their own origin and may not be framed.
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+# talk only to their own origin and may not be framed. One inline stylesheet is admitted by
+# its hash: the incident report's, whose page the teacher's attempt page opens from a blob
+# (which keeps this policy).
+PAGE_CSP = ("default-src 'self'; script-src 'self'; "
+            f"style-src 'self' '{REPORT_STYLE_HASH}'; img-src 'self' data:; "
             "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
             "frame-ancestors 'none'")
 # Anything else (JSON, text, scripts) is never a document: it may load and frame nothing.
