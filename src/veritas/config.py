@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # `veritas worker` processes can take them over (both may run: jobs are locked).
     embedded_worker: bool = True
     view_refresh_minutes: int = Field(default=5, ge=1, le=60)
+    # An exam with provisional integrity scores, no analysis pending and no attempt ended for
+    # this long is rescored as one batch (README, "Provisional and final integrity scores").
+    final_score_quiet_minutes: int = Field(default=15, ge=1, le=24 * 60)
     # An OpenAI-compatible summary provider; unset means the built-in summarizer.
     llm_base_url: str | None = None
     llm_model: str | None = None

@@ -9,9 +9,12 @@ from veritas.analysis.integrity import (
     REFERENCE,
     analyze_thinking_quality,
     attempt_signals,
+    exam_baseline,
+    peer_similarities,
     peer_similarity,
     policy_for,
     robust_z,
+    score_against,
     score_attempt,
 )
 
@@ -205,6 +208,46 @@ def test_peer_similarity_signal_from_other_attempts():
                             peer_responses=[{"q1": essay(17)}])
     assert alone["peer_similarity"] < 0.1
     assert score_attempt(s, []).flags == ["peer_similarity"]
+
+
+def test_peer_similarities_of_a_whole_exam_equal_one_attempt_at_a_time():
+    # Answers from a small vocabulary share n-grams; copies, short answers, a blank, a
+    # non-text answer, a choice question and an attempt outside the pool all occur.
+    rng = random.Random(5)
+    small = VOCAB[:12]
+
+    def answer() -> object:
+        kind = rng.random()
+        if kind < 0.1:
+            return rng.choice(["", None, ["A"], "too short to count"])
+        return " ".join(rng.choice(small) for _ in range(rng.randint(8, 40)))
+
+    for _ in range(20):
+        responses = {k: {"q1": answer(), "q2": answer(), "mc": "B"} for k in range(12)}
+        for k in rng.sample(range(12), 3):  # copies, whole or with a tail
+            responses[k]["q1"] = str(responses[rng.randrange(12)]["q1"]) + " extra words"
+        pool = {k: r for k, r in responses.items() if k != 11}  # 11 never completed
+        free = {"q1", "q2"}
+        finals = {k: {q: t for q, t in r.items() if isinstance(t, str) and q in free}
+                  for k, r in responses.items()}
+        batch = peer_similarities(finals, pool)
+        for k, r in responses.items():
+            others = [p for j, p in pool.items() if j != k]
+            alone = attempt_signals([], r, [], 60, started_at=T0, free_text_ids=free,
+                                    peer_responses=others)["peer_similarity"]
+            assert batch[k] == alone, (k, r)
+
+
+def test_scoring_against_a_baseline_is_score_attempt():
+    rng = random.Random(9)
+    for size in (0, 3, 4, 5, 9, 40):
+        population = [signals(60 + i, away=((100, rng.randint(0, 90)),),
+                              paste=rng.random() < 0.3) for i in range(size)]
+        baseline = exam_baseline(population)
+        for s in population[:5] + [signals(99, paste=True), signals(98, camera_off=300)]:
+            for policy in POLICIES.values():
+                assert (score_against(s, baseline, policy).as_dict()
+                        == score_attempt(s, population, policy).as_dict())
 
 
 def test_robust_z_uses_median_and_mad_with_a_floor():

@@ -131,7 +131,8 @@ def test_analytics_and_dashboards_count_a_submission_at_once(api: Api) -> None:
     analytics = api.get(url, headers=teacher["headers"]).json()
     stats = analytics["analytics"]
     assert set(stats) == {"unique_students", "total_attempts", "avg_score", "pass_rate",
-                          "avg_integrity", "high_risk_count", "pending_grading", "as_of"}
+                          "avg_integrity", "avg_integrity_status", "high_risk_count",
+                          "pending_grading", "as_of"}
     assert stats["as_of"] >= before["as_of"]
     assert stats["unique_students"] == 2 and stats["total_attempts"] == 2
     assert stats["avg_score"] == 70 and stats["pass_rate"] == 0.5

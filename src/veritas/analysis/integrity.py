@@ -1,22 +1,28 @@
 """Integrity score of an exam attempt: a review priority for a teacher, never a verdict.
 
 Pipeline: monitoring events + drafts -> attempt_signals() -> raw signals; score_attempt()
-turns one attempt's signals into robust z-scores against the same exam's other attempts,
-weights the positive ones per the exam's Policy and combines them into a score in [0, 1]
-(1 = no concern) whose loss is split exactly into per-signal contributions. Telemetry gaps
-lower the confidence only. The method is written up in docs/integrity.md.
+turns one attempt's signals into robust z-scores against the signals of the exam's
+population (its completed attempts), weights the positive ones per the exam's Policy and
+combines them into a score in [0, 1] (1 = no concern) whose loss is split exactly into
+per-signal contributions. Telemetry gaps lower the confidence only. The method is written up in docs/integrity.md.
+
+For a whole exam at once (the final scores), exam_baseline() summarizes the population once
+and score_against() scores each attempt against it; peer_similarities() computes every
+attempt's peer_similarity in one pass. Both give exactly what the one-attempt functions give.
 """
 
 import hashlib
 import json
 import math
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from difflib import SequenceMatcher
+from itertools import chain
 from statistics import median
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, TypeVar
 
 from veritas.monitoring.limits import HEARTBEAT_SECONDS
 
@@ -33,8 +39,8 @@ MIN_PEERS = 5  # fewer than this and an exam median/MAD is noise: use REFERENCE 
 MAD_TO_SIGMA = 1.4826  # makes the MAD estimate a standard deviation for normal data
 Z_CAP = 8.0  # one absurd value must not drown the explanation of the others
 
-# signal -> (typical honest value, one unit of concern); used when the exam has too few
-# other attempts, and the unit also floors the exam spread (see score_attempt).
+# signal -> (typical honest value, one unit of concern); used when too few of the exam's
+# attempts measured the signal, and the unit also floors the exam spread (see score_attempt).
 REFERENCE: dict[str, tuple[float, float]] = {
     "focus_away_seconds": (30.0, 60.0),
     "focus_episodes": (2.0, 3.0),
@@ -298,6 +304,45 @@ def _paste_jumps(events: Sequence[Mapping[str, Any]], times: Sequence[float | No
     return jumps
 
 
+K = TypeVar("K", bound=Hashable)
+
+
+def peer_similarities(
+    finals: Mapping[K, Mapping[str, str]], pool: Mapping[K, Mapping[str, Any]]
+) -> dict[K, float | None]:
+    """peer_similarity of every attempt in `finals` against the answers in `pool` but its own.
+
+    finals: each attempt's free-text answers (question id -> text); pool: the peers' final
+    responses, keyed like finals (an attempt in both is never its own peer). The result is
+    exactly what attempt_signals computes for each attempt with the rest of the pool as
+    peer_responses, from one index of the pool's word n-grams instead of one comparison per
+    pair of attempts.
+    """
+    grams: dict[str, dict[str, list[K]]] = defaultdict(lambda: defaultdict(list))
+    answered: dict[str, set[K]] = defaultdict(set)
+    for key, responses in pool.items():
+        for qid, text in (responses or {}).items():
+            if isinstance(text, str) and text:
+                answered[qid].add(key)
+                for gram in _ngrams(text, 3):
+                    grams[qid][gram].append(key)
+    result: dict[K, float | None] = {}
+    for key, final in finals.items():
+        best = None
+        for qid, text in final.items():
+            if len(_WORD.findall(text)) < MIN_SIMILARITY_WORDS:
+                continue
+            if not answered[qid] - {key}:
+                continue  # no peer answered this question
+            mine = _ngrams(text, 3)
+            shared = Counter(chain.from_iterable(grams[qid].get(g, ()) for g in mine))
+            shared.pop(key, None)
+            similarity = max(shared.values(), default=0) / len(mine) if mine else 0.0
+            best = max(best or 0.0, similarity)
+        result[key] = best
+    return result
+
+
 def _peer_signal(final: Mapping[str, str], peer_responses: Sequence[Mapping[str, Any]],
                  free_text_ids: Collection[str] | None) -> float | None:
     """Highest containment of any long free-text answer in another attempt's answer."""
@@ -359,21 +404,46 @@ class IntegrityResult:
                 "policy_version": self.policy_version, "gaps": [list(g) for g in self.gaps]}
 
 
+Baseline = dict[str, tuple[float, float] | None]
+
+
+def exam_baseline(exam_population_signals: Sequence[Mapping[str, Any]]) -> Baseline:
+    """Each scored signal's exam median and robust spread (1.4826 * MAD) over the population,
+    or None where fewer than MIN_PEERS attempts measured it (the reference scales apply)."""
+    baseline: Baseline = {}
+    for name in SCORED_SIGNALS:
+        values = [float(p[name]) for p in exam_population_signals if p.get(name) is not None]
+        if len(values) < MIN_PEERS:
+            baseline[name] = None
+            continue
+        mid = median(values)
+        baseline[name] = (mid, MAD_TO_SIGMA * median(abs(x - mid) for x in values))
+    return baseline
+
+
 def score_attempt(
     signals: Mapping[str, Any],
     exam_population_signals: Sequence[Mapping[str, Any]],
     policy: Policy | None = None,
 ) -> IntegrityResult:
-    """Score one attempt's signals against the other attempts' signals of the same exam.
+    """Score one attempt's signals against the signals of the exam's population.
 
-    z_i: robust z against the exam (>= MIN_PEERS measured peers; the spread is floored at half
-    the signal's reference unit, so a unanimous exam does not turn a trifle into a huge z), else
-    (value - reference centre) / reference unit. Only positive z counts, capped at Z_CAP:
+    z_i: robust z against the exam (>= MIN_PEERS measured attempts; the spread is floored at
+    half the signal's reference unit, so a unanimous exam does not turn a trifle into a huge
+    z), else (value - reference centre) / reference unit. Only positive z counts, capped at
+    Z_CAP:
         load  = sum_i weight_i * min(max(0, z_i), Z_CAP)
         score = exp(-load / policy.scale)
     and signal i's contribution is (1 - score) * weight_i * z_i+ / load, so the contributions
     add up to 1 - score. Coverage and gaps never enter the score.
     """
+    return score_against(signals, exam_baseline(exam_population_signals), policy)
+
+
+def score_against(
+    signals: Mapping[str, Any], baseline: Baseline, policy: Policy | None = None
+) -> IntegrityResult:
+    """score_attempt against a population already summarized by exam_baseline."""
     policy = policy or POLICIES["standard"]
     parts: dict[str, dict[str, Any]] = {}
     for name in SCORED_SIGNALS:
@@ -383,9 +453,11 @@ def score_attempt(
                            "basis": "unmeasured"}
             continue
         centre, unit = REFERENCE[name]
-        peers = [float(p[name]) for p in exam_population_signals if p.get(name) is not None]
-        if len(peers) >= MIN_PEERS:
-            z, basis = robust_z(float(value), peers, SPREAD_FLOOR_FRACTION * unit), "exam"
+        exam = baseline.get(name)
+        if exam is not None:
+            # robust_z's arithmetic, on the median and spread computed once for the exam.
+            mid, spread = exam
+            z, basis = (float(value) - mid) / max(spread, SPREAD_FLOOR_FRACTION * unit), "exam"
         else:
             z, basis = (float(value) - centre) / unit, "reference"
         parts[name] = {"value": float(value), "z": z, "weight": weight, "basis": basis,

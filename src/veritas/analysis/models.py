@@ -1,4 +1,4 @@
-"""Per-attempt behavior analyses, their alerts and review decisions."""
+"""Per-attempt behavior analyses, their alerts, review decisions and exams' scoring populations."""
 
 from __future__ import annotations
 
@@ -9,7 +9,18 @@ from typing import Any
 from sqlalchemy import Enum, ForeignKey, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from veritas.db.base import Base, DropoutRisk, Severity, Triaged, created_at, uuid_pk
+from veritas.db.base import (
+    Base,
+    DropoutRisk,
+    ScoreStatus,
+    Severity,
+    Triaged,
+    created_at,
+    uuid_pk,
+)
+
+# Stored as text with a CHECK (migration 0013), like exam_attempts.analysis_status.
+SCORE_STATUS = Enum(ScoreStatus, native_enum=False, create_constraint=False, length=16)
 
 
 class BehaviorAnalysis(Base):
@@ -37,6 +48,8 @@ class BehaviorAnalysis(Base):
     analysis_version: Mapped[str | None]
     details: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
     completed_at: Mapped[datetime | None]
+    # Of integrity_score: None without one.
+    score_status: Mapped[ScoreStatus | None] = mapped_column(SCORE_STATUS)
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
@@ -55,6 +68,8 @@ class AnalysisAlert(Triaged, Base):
         Enum(Severity, name="event_severity", create_type=False)
     )
     description: Mapped[str]
+    # Of the integrity score a low_integrity alert stands on; None for the other kinds.
+    score_status: Mapped[ScoreStatus | None] = mapped_column(SCORE_STATUS)
     created_at: Mapped[datetime] = created_at()
 
 
@@ -73,3 +88,22 @@ class ReviewDecision(Base):
     )
     note: Mapped[str | None]
     created_at: Mapped[datetime] = created_at()
+
+
+class IntegrityPopulation(Base):
+    """The population an exam's final integrity scores were computed against (migration 0013).
+
+    `signals` holds the scored signals of every attempt the last batch scored, by attempt id;
+    `members` are those of them that form the population (the completed attempts). An
+    analysis of one of these attempts scores it against exactly this, so it gives the batch's
+    score; `version` counts the batches, so an analysis can tell that one ran meanwhile.
+    """
+
+    __tablename__ = "integrity_populations"
+
+    exam_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("exams.id"), primary_key=True)
+    version: Mapped[int]
+    reason: Mapped[str]
+    members: Mapped[list[Any]]
+    signals: Mapped[dict[str, Any]]
+    settled_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from veritas.db.base import DropoutRisk
+from veritas.db.base import DropoutRisk, ScoreStatus
 from veritas.json_limits import StorableObject
 
 Unit = Annotated[float, Field(ge=0, le=1)]
@@ -42,6 +42,9 @@ class BehaviorAnalysisOut(BaseModel):
     analysis_version: str | None
     details: dict[str, Any]
     completed_at: datetime | None
+    # Of integrity_score: provisional until the exam settles and its attempts are scored
+    # together against one population, then final; null without a score.
+    score_status: ScoreStatus | None
     created_at: datetime
     updated_at: datetime
 

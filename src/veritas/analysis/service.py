@@ -1,10 +1,14 @@
 """The analysis of one attempt, and the denormalized student aggregates it keeps true.
 
-`analyze_attempt` reads the attempt's events and drafts, scores integrity against the rest of
-the exam and computes momentum and dropout risk; then, outside any transaction, has the summary
+`analyze_attempt` reads the attempt's events and drafts, scores integrity against the exam's
+population and computes momentum and dropout risk; then, outside any transaction, has the summary
 written; then, in one short transaction, stores the behavior_analysis row (`save_behavior_analysis`), the attempt's fields, analysis
 alerts, and the student's profile and performance_metrics (`refresh_student`, which is also
 what `veritas recompute` runs for every student).
+
+The integrity score is final when the exam's last batch (final_scores.py) scored this attempt:
+it is then scored against that batch's population, exactly as the batch scored it. Otherwise
+it is provisional, against the exam's attempts analysed so far, until the next batch.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from sqlalchemy import Select, and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from veritas.analysis import dropout, integrity, momentum
+from veritas.analysis import alerts, dropout, integrity, momentum, population
 from veritas.analysis.models import BehaviorAnalysis
 from veritas.analysis.schemas import ExternalAnalysis
 from veritas.analysis.summary import summarize
@@ -31,7 +35,7 @@ from veritas.auth.models import PerformanceMetrics, StudentProfile
 from veritas.auth.tokens import Claims
 from veritas.config import Settings
 from veritas.core.context import RequestContext
-from veritas.db.base import AnalysisStatus, AttemptStatus, DropoutRisk, Severity
+from veritas.db.base import AnalysisStatus, AttemptStatus, DropoutRisk, ScoreStatus, Severity
 from veritas.db.unit_of_work import SYSTEM, unit_of_work
 from veritas.errors import Conflict, NotFound
 from veritas.exams.models import Exam, ExamAttempt
@@ -57,10 +61,18 @@ async def save_behavior_analysis(
 
     `fields` are behavior_analysis columns (integrity_score, lmi_score, dropout_label,
     llm_summary, ...). A re-run replaces the row; `analysis_version` records what wrote it.
+    An integrity score stored without a `score_status` (an institution's own module's) is
+    final: Veritas never rescores it.
     """
-    # Lock the attempt first, as analyze_attempt does, so concurrent writers of the same
-    # attempt's analysis queue up instead of deadlocking.
+    exam_id = await session.scalar(select(ExamAttempt.exam_id).where(ExamAttempt.id == attempt_id))
+    if exam_id is not None:  # the exam before the attempt, as every analysis writer takes them
+        await population.lock_exam(session, exam_id, shared=True)
+    # Then the attempt, as analyze_attempt does, so concurrent writers of the same attempt's
+    # analysis queue up instead of deadlocking.
     attempt = await session.get(ExamAttempt, attempt_id, with_for_update=True)
+    fields.setdefault("score_status", ScoreStatus.final)
+    if fields.get("integrity_score") is None:
+        fields["score_status"] = None
     values = {"exam_attempt_id": attempt_id, "student_id": student_id, **fields}
     stmt = pg_insert(BehaviorAnalysis).values(**values)
     stmt = stmt.on_conflict_do_update(
@@ -76,6 +88,7 @@ async def save_behavior_analysis(
     assert row is not None
     if attempt is not None:
         attempt.integrity_score = row.integrity_score
+        attempt.integrity_score_status = row.score_status
         attempt.lmi = row.lmi_score
         attempt.dropout_label = row.dropout_label
         attempt.flagged = row.requires_instructor_attention
@@ -205,6 +218,9 @@ async def analyze_attempt(
         summary = await summarize(computed.facts, settings.llm_base_url, settings.llm_model,
                                   settings.llm_api_key, settings.llm_timeout_seconds)
         async with unit_of_work(sessions, SYSTEM) as session:
+            # The exam's scoring lock first (shared: a batch of final scores waits, or is
+            # waited for), then the attempt: the order every writer of an analysis keeps.
+            await population.lock_exam(session, computed.exam_id, shared=True)
             attempt = await session.get(ExamAttempt, attempt_id, with_for_update=True)
             if attempt is None or await _read_stamp(session, attempt) != computed.stamp:
                 continue
@@ -213,7 +229,12 @@ async def analyze_attempt(
                 **computed.fields, llm_summary=summary.text,
                 llm_recommendations=summary.recommendations,
                 llm_model_version=summary.model_version)
-            await _record_alerts(session, attempt, computed.result, computed.risk)
+            status = computed.fields["score_status"]
+            owner = alerts.Owner(attempt.id, attempt.exam_id, attempt.student_id)
+            await alerts.reconcile(
+                session, [attempt.id],
+                alerts.analysis_alerts(owner, computed.result, computed.risk, status),
+                final=status is ScoreStatus.final, reason="analysis")
             return row
     raise RuntimeError(f"attempt {attempt_id} kept changing while it was analyzed")
 
@@ -223,6 +244,7 @@ class _Computed:
     """An analysis waiting for its summary, and the stamp of what it read."""
 
     stamp: tuple[Any, ...]
+    exam_id: uuid.UUID
     facts: dict[str, Any]
     fields: dict[str, Any]
     result: integrity.IntegrityResult | None
@@ -230,12 +252,14 @@ class _Computed:
 
 
 async def _read_stamp(session: AsyncSession, attempt: ExamAttempt) -> tuple[Any, ...]:
-    """What an analysis reads of the attempt and its stored analysis: if this changes before
-    the analysis is written, its input was stale."""
+    """What an analysis reads of the attempt, its stored analysis and its exam's population:
+    if this changes before the analysis is written, its input was stale."""
     stored = await session.scalar(select(BehaviorAnalysis.updated_at)
                                   .where(BehaviorAnalysis.exam_attempt_id == attempt.id))
+    batches = await population.version(session, attempt.exam_id)
     return (attempt.status, attempt.score, attempt.passed, attempt.completed_at,
-            attempt.duration_seconds, attempt.submission_data, attempt.metadata_, stored)
+            attempt.duration_seconds, attempt.submission_data, attempt.metadata_, stored,
+            batches)
 
 
 async def _compute(session: AsyncSession, attempt_id: uuid.UUID) -> _Computed | None:
@@ -243,31 +267,48 @@ async def _compute(session: AsyncSession, attempt_id: uuid.UUID) -> _Computed | 
     attempt = await session.get(ExamAttempt, attempt_id)
     if attempt is None or attempt.status is AttemptStatus.in_progress:
         return None
+    # Read before everything else: whatever changes after it (a batch of final scores, say)
+    # changes the stamp the write compares, and the analysis starts over.
+    stamp = await _read_stamp(session, attempt)
     exam = await session.get(Exam, attempt.exam_id)
     assert exam is not None
     events = await _events(session, attempt)
     free_text = {q["id"] for q in attempt.submission_data.get("questions", [])
                  if q.get("type") in FREE_TEXT}
-    peers = (await session.execute(
-        select(ExamAttempt.submission_data, BehaviorAnalysis.details)
+    _, scored_by_batch = await population.membership(session, exam.id, attempt.id)
+    peers = [] if scored_by_batch else (await session.execute(
+        select(ExamAttempt.submission_data["responses"], BehaviorAnalysis.details["signals"])
         .outerjoin(BehaviorAnalysis, BehaviorAnalysis.exam_attempt_id == ExamAttempt.id)
         .where(ExamAttempt.exam_id == exam.id, ExamAttempt.id != attempt.id,
                ExamAttempt.status == AttemptStatus.completed)
         .order_by(ExamAttempt.completed_at.desc()).limit(PEER_LIMIT)
     )).all()
-    duration = attempt.duration_seconds or (
-        (attempt.expires_at - attempt.started_at).total_seconds())
+    # To the microsecond: duration_seconds is whole seconds, and an event in the last
+    # fraction of one would fall outside the attempt, making a signal depend on timing.
+    duration = ((attempt.completed_at or attempt.expires_at) - attempt.started_at).total_seconds()
     signals = integrity.attempt_signals(
         events, _responses(attempt), attempt.submission_data.get("drafts") or [], duration,
         started_at=attempt.started_at, free_text_ids=free_text,
-        peer_responses=[(data or {}).get("responses") or {} for data, _ in peers],
+        peer_responses=[responses or {} for responses, _ in peers],
     )
-    population = [d["signals"] for _, d in peers if d and "signals" in d]
     try:
         policy = exam_settings(exam.metadata_).policy
     except ValidationError as exc:  # written past the API: no score under a guessed policy
         raise AnalysisImpossible(f"exam {exam.id} has invalid settings: {problems(exc)}") from None
-    result = integrity.score_attempt(signals, population, policy)
+    if scored_by_batch:
+        # Final: the batch's population and the batch's view of this attempt, so the score is
+        # the one the batch gave it (coverage and gaps, never scored, come from the events).
+        final = await population.current(session, exam.id)
+        assert final is not None
+        signals |= final.signals[str(attempt.id)]
+        exam_population = [final.signals[m] for m in final.members]
+        status = ScoreStatus.final
+    else:
+        # Provisional: the latest attempts analysed so far, and this one if it is completed.
+        exam_population = [s for _, s in peers if s] + (
+            [signals] if attempt.status is AttemptStatus.completed else [])
+        status = ScoreStatus.provisional
+    result = integrity.score_attempt(signals, exam_population, policy)
     lmi, risk = await _risk(session, attempt.student_id)
     facts = {"band": result.band, "flags": result.flags, "coverage": result.confidence,
              "trend": lmi.trend, "risk_label": risk.label if risk else None,
@@ -281,6 +322,7 @@ async def _compute(session: AsyncSession, attempt_id: uuid.UUID) -> _Computed | 
     fields = dict(
         total_monitoring_events=len(events), anomaly_count=anomalies, critical_events=critical,
         integrity_score=result.score if scored else None,
+        score_status=status if scored else None,
         originality_indicators={k: signals.get(k) for k in
                                 ("paste_ratio", "typing_shortfall", "paste_jumps",
                                  "peer_similarity")},
@@ -297,7 +339,7 @@ async def _compute(session: AsyncSession, attempt_id: uuid.UUID) -> _Computed | 
                  "momentum": {"level_gap": lmi.level_gap, "slope": lmi.slope}},
         completed_at=attempt.completed_at,
     )
-    return _Computed(await _read_stamp(session, attempt), facts, fields,
+    return _Computed(stamp, exam.id, facts, fields,
                      result if scored else None, risk)
 
 
@@ -315,40 +357,6 @@ async def unsettled_analyses(session: AsyncSession) -> dict[str, int]:
         " WHERE analysis_status IN ('pending', 'failed') GROUP BY analysis_status"
     ))).all()
     return {"pending": 0, "failed": 0} | {status: n for status, n in rows}
-
-
-async def _record_alerts(session: AsyncSession, attempt: ExamAttempt,
-                         result: integrity.IntegrityResult | None, risk: Any) -> None:
-    """Bring this attempt's analysis alerts in line with the analysis: low integrity, high
-    risk, telemetry gaps. An alert still warranted keeps its row, so its id (which review
-    decisions name) and its triage stay; a changed one takes its new severity, description
-    and time (a higher severity reopens it, migration 0012); one no longer warranted goes."""
-    alerts = []
-    if result is not None and result.band in ("medium", "high"):
-        alerts.append(("low_integrity", "critical" if result.band == "high" else "warning",
-                       f"integrity {result.score:.2f} ({result.band} review priority): "
-                       + (", ".join(result.flags) or "several small signals")))
-    if risk is not None and risk.label == "high_risk":
-        alerts.append(("high_dropout_risk", "warning",
-                       f"dropout risk {risk.probability:.0%} (high)"))
-    if result is not None and result.gaps:
-        alerts.append(("telemetry_gap", "normal",
-                       f"{len(result.gaps)} monitoring gap(s); coverage {result.confidence:.0%}"))
-    await session.execute(
-        text("DELETE FROM analysis_alerts WHERE exam_attempt_id = :a AND kind <> ALL(:kinds)"),
-        {"a": attempt.id, "kinds": [kind for kind, _, _ in alerts]})
-    for kind, severity, description in alerts:
-        await session.execute(
-            text("INSERT INTO analysis_alerts AS l (exam_attempt_id, exam_id, student_id, kind,"
-                 " severity, description) VALUES (:a, :e, :s, :k, CAST(:sev AS event_severity),"
-                 " :d) ON CONFLICT (exam_attempt_id, kind) DO UPDATE SET"
-                 " severity = excluded.severity, description = excluded.description,"
-                 " created_at = CASE WHEN (l.severity, l.description)"
-                 " IS DISTINCT FROM (excluded.severity, excluded.description)"
-                 " THEN clock_timestamp() ELSE l.created_at END"),
-            {"a": attempt.id, "e": attempt.exam_id, "s": attempt.student_id, "k": kind,
-             "sev": severity, "d": description},
-        )
 
 
 def _trend(values: list[float]) -> str | None:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     Select,
     and_,
+    case,
     cast,
     distinct,
     func,
@@ -46,7 +47,14 @@ from veritas.analytics.schemas import (
 )
 from veritas.auth.models import PerformanceMetrics, StudentProfile, User
 from veritas.auth.tokens import Claims
-from veritas.db.base import AlertStatus, AttemptStatus, DropoutRisk, GradingStatus, Severity
+from veritas.db.base import (
+    AlertStatus,
+    AttemptStatus,
+    DropoutRisk,
+    GradingStatus,
+    ScoreStatus,
+    Severity,
+)
 from veritas.exams.models import Exam, ExamAttempt
 from veritas.exams.permissions import ExamRight, open_to_student, restrict
 from veritas.monitoring.models import MonitoringAlert, MonitoringEvent
@@ -73,7 +81,8 @@ def _history_query(
     query = (
         select(a.id.label("attempt_id"), a.exam_id, Exam.title.label("exam_title"), Exam.subject,
                a.status, a.score, a.max_score, a.percentage, a.passed, a.grading_status,
-               a.integrity_score, a.dropout_label, a.flagged, a.started_at, a.completed_at)
+               a.integrity_score, a.integrity_score_status, a.dropout_label, a.flagged,
+               a.started_at, a.completed_at)
         .join(Exam, Exam.id == a.exam_id)
         .where(a.student_id == student_id)
         .order_by(a.started_at.desc(), a.id.desc())
@@ -210,6 +219,11 @@ def _stat_columns() -> tuple[Label[Any], ...]:
         func.count(a.id).filter(a.flagged).label("flagged_count"),
         func.count(a.id).filter(a.grading_status == GradingStatus.pending)
         .label("pending_grading"),
+        # The average is provisional while any score in it is.
+        case((func.avg(a.integrity_score).is_(None), null()),
+             (func.count(a.id).filter(a.integrity_score_status == ScoreStatus.provisional) > 0,
+              literal(ScoreStatus.provisional.value)),
+             else_=literal(ScoreStatus.final.value)).label("avg_integrity_status"),
     )
 
 
@@ -242,7 +256,8 @@ async def exam_analytics(
         await session.execute(
             select(ExamAttempt.id, ExamAttempt.student_id, ExamAttempt.status,
                    ExamAttempt.score, ExamAttempt.percentage, ExamAttempt.passed,
-                   ExamAttempt.grading_status, ExamAttempt.integrity_score, ExamAttempt.flagged,
+                   ExamAttempt.grading_status, ExamAttempt.integrity_score,
+                   ExamAttempt.integrity_score_status, ExamAttempt.flagged,
                    ExamAttempt.dropout_label,
                    ExamAttempt.started_at, ExamAttempt.completed_at,
                    User.username, User.full_name)
@@ -255,10 +270,12 @@ async def exam_analytics(
     for attempt in attempts:
         entry = students.setdefault(attempt.student_id, ExamStudentOut(
             student_id=attempt.student_id, username=attempt.username,
-            full_name=attempt.full_name, attempts=[], integrity_score=None, dropout_label=None))
+            full_name=attempt.full_name, attempts=[], integrity_score=None,
+            integrity_score_status=None, dropout_label=None))
         entry.attempts.append(StudentAttemptSummary.model_validate(attempt))
         if attempt.integrity_score is not None:
             entry.integrity_score = attempt.integrity_score  # the latest analyzed one
+            entry.integrity_score_status = attempt.integrity_score_status
         if attempt.dropout_label is not None:
             entry.dropout_label = attempt.dropout_label
     figures = ExamStats.model_validate(stats)
@@ -308,12 +325,14 @@ def alerts_query(
         m.status_at.label("status_at"),
         # greatest() skips a NULL: the latest repeat or status change
         func.greatest(m.last_at, m.status_at).label("updated_at"),
+        cast(null(), a.score_status.type).label("score_status"),
     ).where(recent(m.last_at, m.status_at))
     raised = select(
         a.id, a.kind, a.severity, a.exam_attempt_id, a.exam_id, a.student_id,
         null().label("event_type"), null().label("anomaly_score"), a.description,
         literal(1, BigInteger).label("count"), a.created_at.label("first_at"), a.created_at,
         a.status, a.status_note, a.status_at, func.greatest(a.created_at, a.status_at),
+        a.score_status,
     ).where(recent(a.created_at, a.status_at))
     folded = restrict(folded, m.exam_id, user, ExamRight.analytics)
     raised = restrict(raised, a.exam_id, user, ExamRight.analytics)

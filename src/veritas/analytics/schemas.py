@@ -15,6 +15,7 @@ from veritas.db.base import (
     AttemptStatus,
     DropoutRisk,
     GradingStatus,
+    ScoreStatus,
     Severity,
 )
 from veritas.exams.models import Exam, ExamAttempt
@@ -55,6 +56,8 @@ class OwnHistoryItem(BaseModel):
     passed: bool | None
     grading_status: GradingStatus | None
     integrity_score: float | None
+    # provisional until the exam settles and its attempts are scored together, then final
+    integrity_score_status: ScoreStatus | None
     started_at: datetime
     completed_at: datetime | None
 
@@ -97,6 +100,8 @@ class AttemptOut(BaseModel):
     passed: bool | None
     grading_status: GradingStatus | None
     integrity_score: float | None
+    # provisional until the exam settles and its attempts are scored together, then final
+    integrity_score_status: ScoreStatus | None
     started_at: datetime
     expires_at: datetime
     completed_at: datetime | None
@@ -111,7 +116,9 @@ class AttemptOut(BaseModel):
             "status": attempt.status, "score": attempt.score, "max_score": attempt.max_score,
             "percentage": attempt.percentage, "passed": attempt.passed,
             "grading_status": attempt.grading_status,
-            "integrity_score": attempt.integrity_score, "started_at": attempt.started_at,
+            "integrity_score": attempt.integrity_score,
+            "integrity_score_status": attempt.integrity_score_status,
+            "started_at": attempt.started_at,
             "expires_at": attempt.expires_at, "completed_at": attempt.completed_at,
             "duration_seconds": attempt.duration_seconds,
             "responses": attempt.submission_data.get("responses"),
@@ -199,6 +206,8 @@ class ExamStats(BaseModel):
     avg_score: float | None
     pass_rate: float | None
     avg_integrity: float | None
+    # provisional while any score in the average is; null without one
+    avg_integrity_status: ScoreStatus | None
     high_risk_count: int
     # Completed attempts whose score may still change: their share of the figures above.
     pending_grading: int
@@ -251,6 +260,8 @@ class AlertOut(BaseModel):
     status_note: str | None  # the latest status change's note
     status_at: datetime | None  # the latest status change; null while never changed
     updated_at: datetime  # its latest repeat or status change
+    # a low_integrity alert's score: provisional or final; null for the other kinds
+    score_status: ScoreStatus | None
 
 
 class TeacherDashboardOut(BaseModel):
@@ -270,6 +281,7 @@ class StudentAttemptSummary(BaseModel):
     passed: bool | None
     grading_status: GradingStatus | None
     integrity_score: float | None
+    integrity_score_status: ScoreStatus | None
     flagged: bool
     started_at: datetime
     completed_at: datetime | None
@@ -281,6 +293,7 @@ class ExamStudentOut(BaseModel):
     full_name: str | None
     attempts: list[StudentAttemptSummary]
     integrity_score: float | None  # the latest analyzed attempt's
+    integrity_score_status: ScoreStatus | None
     dropout_label: DropoutRisk | None
 
 

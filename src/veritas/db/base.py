@@ -66,6 +66,14 @@ class ShowResults(str, enum.Enum):
     after_close = "after_close"
 
 
+class ScoreStatus(str, enum.Enum):
+    """Whether an integrity score may still change (migration 0013): `provisional` until the
+    exam's attempts are rescored as one batch against their whole population, then `final`."""
+
+    provisional = "provisional"
+    final = "final"
+
+
 class Severity(str, enum.Enum):
     normal = "normal"
     warning = "warning"

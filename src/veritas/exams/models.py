@@ -17,6 +17,7 @@ from veritas.db.base import (
     Base,
     DropoutRisk,
     GradingStatus,
+    ScoreStatus,
     ShowResults,
     created_at,
     uuid_pk,
@@ -121,6 +122,10 @@ class ExamAttempt(Base):
     # pending or graded once completed (grading.service keeps it with the score); else None.
     grading_status: Mapped[GradingStatus | None] = mapped_column(
         Enum(GradingStatus, native_enum=False, create_constraint=False, length=16)
+    )
+    # behavior_analysis.score_status of integrity_score, mirrored like the score itself.
+    integrity_score_status: Mapped[ScoreStatus | None] = mapped_column(
+        Enum(ScoreStatus, native_enum=False, create_constraint=False, length=16)
     )
     started_at: Mapped[datetime] = created_at()
     expires_at: Mapped[datetime]

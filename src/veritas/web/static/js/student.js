@@ -1,7 +1,7 @@
 // Student pages: available exams, the dashboard, and one attempt's result.
 
 import { api, session } from './api.js';
-import { h, heading, facts, fmt, fmtDate, fmtDuration, fmtZoned, fmtPct, fmtPoints, gradingBadge, link, passedText, showError, table } from './ui.js';
+import { h, heading, facts, fmt, fmtDate, fmtDuration, fmtIntegrity, fmtZoned, fmtPct, fmtPoints, gradingBadge, link, passedText, showError, table } from './ui.js';
 import { VeritasMonitor } from '../sdk/veritas-monitor.js';
 
 const EXAM_CACHE = 'veritas.exams';
@@ -132,7 +132,7 @@ export async function dashboard({ view }) {
         { label: 'Percentage', render: (a) => (a.percentage === null ? '—' : `${a.percentage.toFixed(1)} %`) },
         { label: 'Passed', render: passedText },
         { label: 'Grading', render: (a) => gradingBadge(a.grading_status) || '—' },
-        { label: 'Integrity', render: (a) => fmtPct(a.integrity_score, 100) },
+        { label: 'Integrity', render: (a) => fmtIntegrity(a.integrity_score, a.integrity_score_status) },
         { label: 'Started', render: (a) => fmtDate(a.started_at) },
       ], data.exam_history || [])),
   );
@@ -159,7 +159,7 @@ export async function attemptDetail({ view, params }) {
       ['Passed', passedText(a)],
       ['Grading', gradingBadge(a.grading_status) || '—'],
       ['Time taken', fmtDuration(a.duration_seconds)],
-      ['Integrity score', a.integrity?.analyzed ? fmtPct(a.integrity.score, 100) : 'not yet analysed'],
+      ['Integrity score', a.integrity?.analyzed ? fmtIntegrity(a.integrity.score, a.integrity_score_status) : 'not yet analysed'],
       ['Review', a.review?.status ? String(a.review.status).replaceAll('_', ' ') : '—'],
     ]),
     results(a),

@@ -1,7 +1,7 @@
 // Teacher pages for what happened: exam analytics, live alerts, an attempt's timeline, a student.
 
 import { ApiError, api, session } from './api.js';
-import { h, heading, facts, field, fmt, fmtDate, fmtPct, gradingBadge, link, message, passedText, scoreWithStatus, select, showError, table } from './ui.js';
+import { h, heading, facts, field, fmt, fmtDate, fmtIntegrity, fmtPct, gradingBadge, link, message, passedText, scoreWithStatus, select, showError, table } from './ui.js';
 import { barChart, histogram, shareBar, timelineStrip } from './charts.js';
 
 const RISK_LABELS = { safe: 'Safe', at_risk: 'At risk', high_risk: 'High risk' };
@@ -34,7 +34,7 @@ export async function analytics({ view, params }) {
       ['Completed attempts', a.total_attempts],
       ['Average score', a.avg_score == null ? '—' : `${a.avg_score.toFixed(1)} %`],
       ['Pass rate', fmtPct(a.pass_rate, 100)],
-      ['Average integrity', fmtPct(a.avg_integrity, 100)],
+      ['Average integrity', fmtIntegrity(a.avg_integrity, a.avg_integrity_status)],
       ['High-risk attempts', a.high_risk_count],
       ['Awaiting grading', a.pending_grading ? link(`#/teacher/grading?exam=${data.exam.id}`, `${a.pending_grading} attempt${a.pending_grading > 1 ? 's' : ''}`) : 'none'],
     ]),
@@ -56,7 +56,7 @@ export async function analytics({ view, params }) {
       { label: 'Student', render: (s) => link(`#/teacher/students/${s.student_id}`, s.full_name || s.username) },
       { label: 'Attempts', render: (s) => s.attempts.length },
       { label: 'Latest score', render: (s) => { const t = s.attempts.at(-1); return t?.percentage == null ? '—' : h('span', {}, `${t.percentage.toFixed(1)} % `, gradingBadge(t.grading_status)); } },
-      { label: 'Integrity', render: (s) => fmtPct(s.integrity_score, 100) },
+      { label: 'Integrity', render: (s) => fmtIntegrity(s.integrity_score, s.integrity_score_status) },
       { label: 'Risk', render: (s) => RISK_LABELS[s.dropout_label] || '—' },
       { label: 'Latest attempt', render: (s) => { const t = s.attempts.at(-1); return t ? link(`#/teacher/attempts/${t.attempt_id}`, `Timeline (${t.status})`) : '—'; } },
     ], data.students),
@@ -161,7 +161,7 @@ export async function liveAlerts({ view }) {
     // Analysis alerts have a kind but no event type.
     h('td', {}, a.event_type || (a.kind || '').replaceAll('_', ' ')),
     h('td', {}, a.count > 1 ? `${a.count} times since ${fmtDate(a.first_at)}` : '1'),
-    h('td', {}, a.description || '—'),
+    h('td', {}, a.description || '—', a.score_status === 'provisional' ? [' ', h('span', { class: 'badge badge-provisional', title: 'The integrity score behind this alert is provisional: the alert is confirmed, changed or withdrawn once the exam settles.' }, 'provisional')] : null),
     h('td', {}, link(`#/teacher/attempts/${a.attempt_id}`, 'Timeline')))) : [h('tr', {}, h('td', { colspan: '8', class: 'empty' }, 'No alerts.'))]));
     if (!first && fresh.length) announce.textContent = `${fresh.length} new alert${fresh.length > 1 ? 's' : ''}.`;
     first = false;
@@ -231,7 +231,7 @@ export async function attemptTimeline({ view, params }) {
       ['Answers', link(`#/teacher/attempts/${attempt.attempt_id}/grading`, attempt.grading_status === 'pending' ? 'Grade this attempt' : 'Answers and grades')],
       ['Started', fmtDate(attempt.started_at)],
       ['Completed', fmtDate(attempt.completed_at)],
-      ['Integrity score', fmtPct(attempt.integrity_score, 100)],
+      ['Integrity score', fmtIntegrity(attempt.integrity_score, attempt.integrity_score_status)],
       ['Analysis', ANALYSIS_LABELS[attempt.analysis_status] || '—'],
       ['Flagged', attempt.flagged],
       ['Risk', RISK_LABELS[attempt.dropout_label] || '—'],
@@ -285,7 +285,8 @@ export async function studentDetail({ view, params }) {
       ['Cohort', p.cohort],
       ['Exams attempted', p.total_exams_attempted],
       ['Exams passed', p.total_exams_passed],
-      ['Integrity (overall)', fmtPct(p.cumulative_integrity_score, 100)],
+      // An average is provisional while any score in it is.
+      ['Integrity (overall)', fmtIntegrity(p.cumulative_integrity_score, s.attempts.some((a) => a.integrity_score_status === 'provisional') ? 'provisional' : 'final')],
       ['Learning momentum', p.cumulative_lmi == null ? '—' : p.cumulative_lmi.toFixed(2)],
       ['Risk', RISK_LABELS[p.current_dropout_risk] || '—'],
       ['Flagged for review', p.flagged_for_review],
@@ -296,7 +297,7 @@ export async function studentDetail({ view, params }) {
       { label: 'Status', key: 'status' },
       { label: 'Score', render: (a) => (a.percentage == null ? '—' : h('span', {}, `${a.percentage.toFixed(1)} % `, gradingBadge(a.grading_status))) },
       { label: 'Passed', render: passedText },
-      { label: 'Integrity', render: (a) => fmtPct(a.integrity_score, 100) },
+      { label: 'Integrity', render: (a) => fmtIntegrity(a.integrity_score, a.integrity_score_status) },
       { label: 'Flagged', key: 'flagged' },
       { label: 'Started', render: (a) => fmtDate(a.started_at) },
       { label: 'Timeline', render: (a) => link(`#/teacher/attempts/${a.attempt_id}`, 'Timeline') },

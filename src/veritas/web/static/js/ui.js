@@ -133,6 +133,15 @@ export function fmtPct(value, scale = 1) {
   return value === null || value === undefined ? '—' : `${(value * scale).toFixed(1)} %`;
 }
 
+const PROVISIONAL_HINT = 'Scored against the attempts analysed so far; final once the exam settles and all its attempts are scored together.';
+
+/** An integrity score in per cent, marked when it is provisional (it may still change). */
+export function fmtIntegrity(value, status) {
+  const text = fmtPct(value, 100);
+  if (value === null || value === undefined || status !== 'provisional') return h('span', {}, text);
+  return h('span', {}, `${text} `, h('span', { class: 'badge badge-provisional', title: PROVISIONAL_HINT }, 'provisional'));
+}
+
 /** Definition list from [label, value] pairs. */
 export function facts(pairs) {
   return h('dl', { class: 'facts' }, pairs.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v instanceof Node ? v : fmt(v))]));
