@@ -179,7 +179,7 @@ async def finalize(
         except ValidationError as exc:
             raise analysis.AnalysisImpossible(
                 f"exam {exam.id} has invalid settings: {problems(exc)}") from None
-        rows = (await session.execute(_POPULATION, {"exam": exam_id})).all()
+        rows = list((await session.execute(_POPULATION, {"exam": exam_id})).all())
         return await _rescore(session, exam, rows, policy, reason)
 
 
@@ -260,13 +260,15 @@ async def _store_population(session: AsyncSession, exam_id: uuid.UUID, reason: s
               "members": [str(m) for m in members],
               "signals": {str(k): v for k, v in signals.items()}}
     stmt = pg_insert(IntegrityPopulation).values(**values)
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=["exam_id"],
         set_={"version": IntegrityPopulation.version + 1, "reason": stmt.excluded.reason,
               "members": stmt.excluded.members, "signals": stmt.excluded.signals,
               "settled_at": text("now()")},
     ).returning(IntegrityPopulation.version)
-    return int(await session.scalar(stmt))
+    batch = await session.scalar(upsert)
+    assert batch is not None  # an upsert returns its row
+    return batch
 
 
 def _json(value: Any) -> str:

@@ -318,7 +318,7 @@ def peer_similarities(
     peer_responses, from one index of the pool's word n-grams instead of one comparison per
     pair of attempts.
     """
-    grams: dict[str, dict[str, list[K]]] = defaultdict(lambda: defaultdict(list))
+    grams: dict[str, dict[tuple[str, ...], list[K]]] = defaultdict(lambda: defaultdict(list))
     answered: dict[str, set[K]] = defaultdict(set)
     for key, responses in pool.items():
         for qid, text in (responses or {}).items():

@@ -50,8 +50,9 @@ async def enqueue(
     if not jobs:
         return 0
     payload = orjson.dumps([{"lock": lock, "args": args} for lock, args in jobs]).decode()
-    return await session.scalar(_DEFER, {"queue": _QUEUES[task], "task": task, "jobs": payload,
-                                         "once": unless_waiting})
+    queued: int = await session.scalar(_DEFER, {"queue": _QUEUES[task], "task": task,
+                                                "jobs": payload, "once": unless_waiting})
+    return queued
 
 
 async def enqueue_analysis(session: AsyncSession, *attempt_ids: uuid.UUID) -> int:
