@@ -21,12 +21,13 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from sqlalchemy import text
 from tests.support import Api, ServerProcess, drop_database, make_database
 
 from veritas.analysis import final_scores
 from veritas.config import Settings
 from veritas.db.engine import create_engine, create_sessionmaker
-from veritas.db.unit_of_work import SYSTEM, unit_of_work
+from veritas.db.unit_of_work import SYSTEM, Caller, unit_of_work
 
 ESSAY_EXAM = {"questions": [{"id": "e1", "type": "essay", "prompt": "Explain.", "points": 5}],
               "max_score": 5, "passing_score": 3}
@@ -441,3 +442,29 @@ def test_a_quiet_exam_is_rescored_though_an_attempt_stays_open(api: Api, db,
     wait_for(lambda: settled(db, sitting.exam["id"], len(labels)), what="the late batch")
     assert db.execute("SELECT version, jsonb_array_length(members) FROM integrity_populations"
                       " WHERE exam_id = %s", (str(exam_id),)).fetchone() == (2, 3)
+
+
+def test_only_the_system_reads_a_population(api: Api, db, runtime_url: str) -> None:
+    # Other attempts' signals by attempt id: no teacher's, student's or anonymous business.
+    labels = ["honest-1", "honest-2"]
+    sitting = Sitting(api, labels)
+    for label in labels:
+        sitting.start(label)
+        sitting.finish(label)
+    wait_for(lambda: settled(db, sitting.exam["id"], len(labels)), what="the batch")
+
+    async def visible(caller: Caller) -> int:
+        engine = create_engine(Settings(database_url=runtime_url, debug=True), runtime_url)
+        try:
+            async with unit_of_work(create_sessionmaker(engine), caller) as session:
+                return int(await session.scalar(text(
+                    "SELECT count(*) FROM integrity_populations WHERE exam_id = :e"),
+                    {"e": sitting.exam["id"]}))
+        finally:
+            await engine.dispose()
+
+    teacher = Caller(uuid.UUID(sitting.teacher["id"]), "teacher")
+    student = Caller(uuid.UUID(sitting.students["honest-1"]["id"]), "student")
+    assert _run(visible(SYSTEM)) == 1
+    assert _run(visible(teacher)) == _run(visible(student)) == 0
+    assert _run(visible(Caller(None, "anonymous"))) == 0
