@@ -16,7 +16,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.analysis import integrity
@@ -114,11 +114,12 @@ async def reconcile(
               "kind": a.kind, "severity": a.severity, "description": a.description,
               "score_status": a.score_status} for a in raised])).all())
     for row, alert in changed:
-        # A new time, so the alert list and its stream show the change as news.
+        # Its id and time stay: review decisions name the one, the alert list pages by the
+        # other (when it was raised).
         await session.execute(
             update(AnalysisAlert).where(AnalysisAlert.id == row.id)
             .values(severity=alert.severity, description=alert.description,
-                    score_status=alert.score_status, created_at=func.now()))
+                    score_status=alert.score_status))
     if gone:
         await session.execute(delete(AnalysisAlert)
                               .where(AnalysisAlert.id.in_([row.id for row in gone])))
