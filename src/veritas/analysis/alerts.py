@@ -1,8 +1,10 @@
 """The alerts an analysis raises on an attempt, kept in step with its latest result.
 
 Alerts are reconciled, not replaced: an alert of a kind the attempt still warrants keeps its
-row and id (which review decisions name) and takes the new severity and description; one it
-no longer warrants is withdrawn (deleted); a new one is raised. A change to a low_integrity
+row, id (which review decisions name) and triage, and takes the new severity and description
+(and, when either changed, a new time, so the list and its stream show it as news; a higher
+severity reopens an alert a teacher set aside, migration 0012); one it no longer warrants is
+withdrawn (deleted); a new one is raised. A change to a low_integrity
 alert made by a final score is audited (`raise_integrity_alert`, `keep_integrity_alert`,
 `withdraw_integrity_alert`), so a teacher can see why an alert came or went when the exam's
 scores became final. Provisional changes are not: they are the ones a final score settles.
@@ -16,7 +18,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veritas.analysis import integrity
@@ -114,12 +116,12 @@ async def reconcile(
               "kind": a.kind, "severity": a.severity, "description": a.description,
               "score_status": a.score_status} for a in raised])).all())
     for row, alert in changed:
-        # Its id and time stay: review decisions name the one, the alert list pages by the
-        # other (when it was raised).
+        news = (row.severity, row.description) != (alert.severity, alert.description)
         await session.execute(
             update(AnalysisAlert).where(AnalysisAlert.id == row.id)
             .values(severity=alert.severity, description=alert.description,
-                    score_status=alert.score_status))
+                    score_status=alert.score_status,
+                    **({"created_at": func.clock_timestamp()} if news else {})))
     if gone:
         await session.execute(delete(AnalysisAlert)
                               .where(AnalysisAlert.id.in_([row.id for row in gone])))
