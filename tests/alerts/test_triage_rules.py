@@ -170,8 +170,10 @@ async def test_a_new_analysis_of_the_attempt_keeps_its_alerts_triage(tx: InTrans
                                        tx.settings.attempt_grace_minutes, tx.ctx)
         await exams.submit(session, student, attempt.id, SubmitIn(responses={"q1": "4"}),
                            tx.settings.attempt_grace_minutes, tx.ctx)
+    # Ten minutes of writing and no heartbeat at all: the whole attempt is a telemetry gap.
+    await _as_raw(tx, SYSTEM, "UPDATE exam_attempts SET started_at = completed_at"
+                  " - interval '10 minutes' WHERE id = :a", a=attempt.id)
     await analyze_attempt(tx.sessions, attempt.id, tx.settings)
-    # No heartbeat at all: the whole attempt is a telemetry gap.
     (alert_id,) = [r[0] for r in await tx.rows(
         "SELECT id FROM analysis_alerts WHERE exam_attempt_id = :a AND kind = 'telemetry_gap'",
         a=attempt.id)]
