@@ -95,7 +95,7 @@ def build_app(settings: Settings, database_url: str, engine: AsyncEngine) -> pro
     @app.task(name=SETTLE_TASK, queue=MAINTENANCE_QUEUE, queueing_lock="settle_scores")
     async def settle(timestamp: int) -> None:
         async with unit_of_work(sessions, SYSTEM) as session:
-            await final_scores.queue_quiet(
+            await final_scores.queue_swept(
                 session, datetime.now(UTC), timedelta(minutes=settings.final_score_quiet_minutes))
 
     @app.periodic(cron=f"*/{settings.view_refresh_minutes} * * * *", periodic_id="views")

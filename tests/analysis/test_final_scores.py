@@ -410,6 +410,16 @@ def test_a_batch_waits_for_the_exams_lock(api: Api, db, database_url: str,
     assert results and sorted(results[0], key=lambda o: o is None)[0].scored == 2
 
 
+async def sweep(url: str, now: datetime) -> dict[uuid.UUID, str]:
+    """The worker's settle sweep at `now`, with the default quiet period (15 minutes)."""
+    engine = create_engine(Settings(database_url=url, debug=True), url)
+    try:
+        async with unit_of_work(create_sessionmaker(engine), SYSTEM) as session:
+            return await final_scores.queue_swept(session, now, timedelta(minutes=15))
+    finally:
+        await engine.dispose()
+
+
 def test_a_quiet_exam_is_rescored_though_an_attempt_stays_open(api: Api, db,
                                                                runtime_url: str) -> None:
     labels = ["paster-a", "honest-1", "honest-2"]
@@ -421,17 +431,9 @@ def test_a_quiet_exam_is_rescored_though_an_attempt_stays_open(api: Api, db,
     for label in labels[:-1]:
         wait_for(lambda label=label: analysed(db, sitting.attempts[label]))
 
-    async def sweep(now: datetime) -> list[uuid.UUID]:
-        engine = create_engine(Settings(database_url=runtime_url, debug=True), runtime_url)
-        try:
-            async with unit_of_work(create_sessionmaker(engine), SYSTEM) as session:
-                return await final_scores.queue_quiet(session, now, timedelta(minutes=15))
-        finally:
-            await engine.dispose()
-
     exam_id = uuid.UUID(sitting.exam["id"])
-    assert exam_id not in _run(sweep(datetime.now(UTC)))  # submits a moment ago: not quiet
-    assert exam_id in _run(sweep(datetime.now(UTC) + timedelta(minutes=16)))
+    assert exam_id not in _run(sweep(runtime_url, datetime.now(UTC)))  # submits just now
+    assert _run(sweep(runtime_url, datetime.now(UTC) + timedelta(minutes=16)))[exam_id] == "quiet"
     # The server's worker runs the queued batch.
     wait_for(lambda: sitting.view("paster-a")["integrity_score_status"] == "final",
              what="the quiet exam's batch")
@@ -468,3 +470,26 @@ def test_only_the_system_reads_a_population(api: Api, db, runtime_url: str) -> N
     assert _run(visible(SYSTEM)) == 1
     assert _run(visible(teacher)) == _run(visible(student)) == 0
     assert _run(visible(Caller(None, "anonymous"))) == 0
+
+
+def test_a_closed_exam_is_rescored_though_an_attempt_with_extra_time_is_open(
+    api: Api, db, runtime_url: str
+) -> None:
+    labels = ["light", "honest-1", "honest-2"]
+    sitting = Sitting(api, labels)
+    for label in labels:
+        sitting.start(label)
+    for label in labels[:-1]:  # honest-2 is still writing (extra time, say)
+        sitting.finish(label)
+    for label in labels[:-1]:
+        wait_for(lambda label=label: analysed(db, sitting.attempts[label]))
+    exam_id = uuid.UUID(sitting.exam["id"])
+    assert exam_id not in _run(sweep(runtime_url, datetime.now(UTC)))  # open, and not quiet
+    closed = api.patch(f"/api/teacher/exams/{exam_id}", headers=sitting.teacher["headers"],
+                       json={"closes_at": datetime.now(UTC).isoformat()})
+    assert closed.status_code == 200, closed.text
+    assert _run(sweep(runtime_url, datetime.now(UTC)))[exam_id] == "closed"
+    wait_for(lambda: sitting.view("light")["integrity_score_status"] == "final",
+             what="the closed exam's batch")
+    assert db.execute("SELECT reason, jsonb_array_length(members) FROM integrity_populations"
+                      " WHERE exam_id = %s", (str(exam_id),)).fetchone() == ("closed", 2)

@@ -12,10 +12,10 @@ analyses or on the load. Those scores are *final*.
 When a batch is queued (`core.queue.enqueue_final_scores`, one waiting per exam at most):
 - `after_analysis`: an analysis has finished and the exam is settled (no attempt in
   progress, no analysis pending) with provisional scores: its last open attempt has ended;
-- `queue_quiet`: provisional scores, no analysis pending, and no attempt has ended for
-  FINAL_SCORE_QUIET_MINUTES (the worker's settle sweep, every minute), for an exam that an
-  attempt left open in a forgotten tab would otherwise keep waiting;
-- `exam_closed`: the exam's window has closed.
+- `queue_swept` (the worker's settle sweep, every minute), for exams with provisional scores
+  and no analysis pending: once no attempt has ended for FINAL_SCORE_QUIET_MINUTES (an
+  attempt left open in a forgotten tab would otherwise keep its exam waiting), or once the
+  exam's window has closed (`closes_at`: nobody can start it any more).
 The batch does nothing while an analysis of the exam is pending (its end checks again) or when
 no score is provisional, so a repeated or concurrent batch changes nothing.
 
@@ -104,11 +104,14 @@ UPDATE exam_attempts SET integrity_score = :score, integrity_score_status = :sta
 WHERE id = :attempt
 """)
 
-_QUIET = text("""
-SELECT a.exam_id FROM exam_attempts a
+# From the few provisional attempts (a partial index holds exactly them) to their exams. An
+# abandoned attempt ended when its time ran out: it has no completed_at.
+_SWEEP = text("""
+SELECT a.exam_id, CASE WHEN e.closes_at <= :now THEN 'closed' ELSE 'quiet' END AS reason
+FROM exam_attempts a JOIN exams e ON e.id = a.exam_id
 WHERE a.integrity_score_status = 'provisional'
-GROUP BY a.exam_id
-HAVING max(coalesce(a.completed_at, a.expires_at)) < :cutoff
+GROUP BY a.exam_id, e.closes_at
+HAVING (e.closes_at <= :now OR max(coalesce(a.completed_at, a.expires_at)) < :cutoff)
    AND NOT EXISTS (SELECT 1 FROM exam_attempts p
                    WHERE p.exam_id = a.exam_id AND p.analysis_status = 'pending')
 """)
@@ -143,19 +146,15 @@ async def after_analysis(session: AsyncSession, attempt_id: uuid.UUID) -> bool:
     return bool(await enqueue_final_scores(session, exam_id, SETTLED))
 
 
-async def queue_quiet(session: AsyncSession, now: datetime, quiet: timedelta) -> list[uuid.UUID]:
-    """Queue the batch of every exam with provisional scores, no analysis pending and no
-    attempt ended for `quiet`; returns those exams."""
-    exams = list((await session.scalars(_QUIET, {"cutoff": now - quiet})).all())
-    for exam_id in exams:
-        await enqueue_final_scores(session, exam_id, QUIET)
-    return exams
-
-
-async def exam_closed(session: AsyncSession, exam_id: uuid.UUID) -> None:
-    """The exam's window has closed: its population is complete once its attempts end, so
-    queue its batch (which waits for pending analyses like any other)."""
-    await enqueue_final_scores(session, exam_id, CLOSED)
+async def queue_swept(
+    session: AsyncSession, now: datetime, quiet: timedelta
+) -> dict[uuid.UUID, str]:
+    """Queue the batch of every exam with provisional scores and no analysis pending that has
+    closed, or where no attempt has ended for `quiet`; returns those exams and why."""
+    rows = (await session.execute(_SWEEP, {"now": now, "cutoff": now - quiet})).all()
+    for exam_id, reason in rows:
+        await enqueue_final_scores(session, exam_id, reason)
+    return {exam_id: reason for exam_id, reason in rows}
 
 
 # --- what ---------------------------------------------------------------------------------
