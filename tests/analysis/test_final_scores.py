@@ -10,6 +10,8 @@ are compared with ==, not approximately.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import random
 import subprocess
 import sys
@@ -258,6 +260,9 @@ def test_teacher_views_mark_provisional_scores_until_the_batch(api: Api, db) -> 
     student = api.get(f"/api/teacher/students/{sitting.students['paster-a']['id']}",
                       headers=sitting.teacher["headers"]).json()
     assert student["attempts"][0]["integrity_score_status"] == "provisional"
+    assert exported(sitting, "grades.csv", "paster-a")["integrity_score_status"] == "provisional"
+    assert exported(sitting, "alerts.csv", "paster-a")["score_status"] == "provisional"
+    assert "provisional" in report(sitting, "paster-a")
 
     sitting.finish("light")  # the last open attempt ends: the exam settles
     wait_for(lambda: settled(db, sitting.exam["id"], len(labels)), what="the batch")
@@ -270,6 +275,26 @@ def test_teacher_views_mark_provisional_scores_until_the_batch(api: Api, db) -> 
     dashboard = api.get("/api/teacher/dashboard", headers=sitting.teacher["headers"]).json()
     (mine,) = [e for e in dashboard["exams"] if e["exam_id"] == sitting.exam["id"]]
     assert mine["avg_integrity_status"] == "final"
+    assert exported(sitting, "grades.csv", "paster-a")["integrity_score_status"] == "final"
+    assert exported(sitting, "alerts.csv", "paster-a")["score_status"] == "final"
+    assert "provisional" not in report(sitting, "paster-a")
+
+
+def exported(sitting: Sitting, name: str, label: str) -> dict[str, str]:
+    """The behaviour's row of an exam export (its low_integrity alert's, for alerts.csv)."""
+    response = sitting.api.get(f"/api/teacher/exams/{sitting.exam['id']}/export/{name}",
+                               headers=sitting.teacher["headers"])
+    assert response.status_code == 200, response.text
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    return next(r for r in rows if r["attempt_id"] == sitting.attempts[label]
+                and r.get("kind", "low_integrity") == "low_integrity")
+
+
+def report(sitting: Sitting, label: str) -> str:
+    response = sitting.api.get(f"/api/teacher/attempts/{sitting.attempts[label]}/report",
+                               headers=sitting.teacher["headers"])
+    assert response.status_code == 200, response.text
+    return response.text
 
 
 def audits(db, exam_id: str) -> list[tuple]:

@@ -73,7 +73,7 @@ def test_grades_export_has_one_row_per_attempt(api: Api, term: dict) -> None:
     assert list(rows[0]) == ["student", "username", "email", "enrollment_id", "attempt_id",
                              "status", "started_at", "completed_at", "score", "max_score",
                              "percentage", "passed", "grading_status", "integrity_score",
-                             "review_outcome"]
+                             "integrity_score_status", "review_outcome"]
     by_attempt = {r["attempt_id"]: r for r in rows}
     assert set(by_attempt) == {term["passed"], term["flagged"], term["open"]}
     good = by_attempt[term["passed"]]
@@ -112,7 +112,7 @@ def test_alerts_export_lists_every_alert_with_its_triage(api: Api, term: dict) -
     assert list(rows[0]) == ["alert_id", "severity", "status", "kind", "event_type", "count",
                              "first_at", "latest_at", "student", "username", "enrollment_id",
                              "attempt_id", "description", "anomaly_score", "status_note",
-                             "status_changed_at"]
+                             "status_changed_at", "score_status"]
     paste = next(r for r in rows if r["alert_id"] == term["paste"]["id"])
     # Dismissed alerts are exported too: an export is the whole record.
     assert (paste["status"], paste["kind"], paste["event_type"], paste["count"],

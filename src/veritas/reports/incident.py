@@ -19,6 +19,7 @@ from typing import Any
 
 from veritas.analysis.models import BehaviorAnalysis
 from veritas.analytics.schemas import AlertOut
+from veritas.db.base import ScoreStatus
 from veritas.reports.words import say
 
 STYLE = (Path(__file__).with_name("report.css")).read_text()
@@ -109,6 +110,14 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f} %"
 
 
+def _integrity(score: float | None, status: ScoreStatus | None) -> str:
+    """An integrity score, saying so when it may still change."""
+    if score is not None and status is ScoreStatus.provisional:
+        return (f"{_pct(score)} (provisional: the exam's attempts have not all been scored"
+                " together yet, and it may change when they are)")
+    return _pct(score)
+
+
 def _facts(pairs: Sequence[tuple[str, Child]]) -> ET.Element:
     items: list[Child] = []
     for label, value in pairs:
@@ -142,7 +151,7 @@ def _explanation(analysis: BehaviorAnalysis | None) -> list[ET.Element]:
     found = details.get("integrity") or {}
     if found:
         parts.append(_facts([
-            ("Integrity score", _pct(found.get("score"))),
+            ("Integrity score", _integrity(found.get("score"), analysis.score_status)),
             ("Review priority", say("bands", found.get("band"))),
             ("Confidence", f"{_pct(found.get('confidence'))} ({say('terms', 'confidence')})"),
             ("Scoring policy", found.get("policy_version")),
@@ -168,7 +177,8 @@ def _explanation(analysis: BehaviorAnalysis | None) -> list[ET.Element]:
                      else el("ul", None, *(el("li", None, f"from {_clock(g[0])} to {_clock(g[1])}"
                                                           " into the attempt") for g in gaps)))
     else:
-        parts.append(_facts([("Integrity score", _pct(analysis.integrity_score))]))
+        parts.append(_facts([("Integrity score", _integrity(analysis.integrity_score,
+                                                            analysis.score_status))]))
     risk = details.get("risk") or {}
     parts += [el("h3", None, "Dropout risk"), _facts([
         ("Risk", say("risks", analysis.dropout_label.value if analysis.dropout_label else None)),
@@ -216,7 +226,7 @@ def render(report: Report) -> str:
             ("Grading", say("grading_statuses", a["grading_status"].value)
              if a["grading_status"] else None),
             ("Passed", None if a["passed"] is None else "yes" if a["passed"] else "no"),
-            ("Integrity score", _pct(a["integrity_score"])),
+            ("Integrity score", _integrity(a["integrity_score"], a["integrity_score_status"])),
             ("Review outcome", say("outcomes", report.outcome)),
         ]),
         el("h2", None, "Alerts"),

@@ -28,7 +28,8 @@ async def attempts_page(session: AsyncSession, exam_id: uuid.UUID,
     query = (
         select(a.id, a.student_id, User.username, User.full_name, User.email,
                StudentProfile.enrollment_id, a.status, a.started_at, a.completed_at, a.score,
-               a.max_score, a.percentage, a.passed, a.grading_status, a.integrity_score)
+               a.max_score, a.percentage, a.passed, a.grading_status, a.integrity_score,
+               a.integrity_score_status)
         .join(User, User.id == a.student_id)
         .outerjoin(StudentProfile, StudentProfile.user_id == a.student_id)
         .where(a.exam_id == exam_id)

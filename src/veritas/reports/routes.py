@@ -69,8 +69,8 @@ async def export_grades(
     exam_id: uuid.UUID, rt: RuntimeDep, session: SessionDep, user: Staff, ctx: ContextDep
 ) -> StreamingResponse:
     """The exam's attempts and their results, one row each: the student, their enrolment id,
-    the attempt's status, score, percentage, whether it passed, its integrity score and its
-    review outcome (needs `can_view_analytics`). Audited as a read of student data."""
+    the attempt's status, score, percentage, whether it passed, its integrity score (and
+    whether it is provisional or final) and its review outcome (needs `can_view_analytics`). Audited as a read of student data."""
     export = await service.open_grades(session, user, exam_id, ctx)
     return _csv(rt, user, f"grades-{exam_id}.csv", service.GRADE_COLUMNS,
                 lambda s, paging: service.grades_page(s, export, paging))

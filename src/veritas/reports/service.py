@@ -28,10 +28,12 @@ from veritas.reports import incident, queries
 
 GRADE_COLUMNS = ("student", "username", "email", "enrollment_id", "attempt_id", "status",
                  "started_at", "completed_at", "score", "max_score", "percentage", "passed",
-                 "grading_status", "integrity_score", "review_outcome")
+                 "grading_status", "integrity_score", "integrity_score_status",
+                 "review_outcome")
 ALERT_COLUMNS = ("alert_id", "severity", "status", "kind", "event_type", "count", "first_at",
                  "latest_at", "student", "username", "enrollment_id", "attempt_id",
-                 "description", "anomaly_score", "status_note", "status_changed_at")
+                 "description", "anomaly_score", "status_note", "status_changed_at",
+                 "score_status")
 AUDIT_COLUMNS = ("created_at", "id", "user_id", "username", "action", "resource_type",
                  "resource_id", "ip_address", "user_agent", "details")
 # Anomalies listed in an incident report; a longer run is counted, not listed.
@@ -74,7 +76,7 @@ async def grades_page(session: AsyncSession, export: ExamExport,
     result["items"] = [
         (r.full_name or r.username, r.username, r.email, r.enrollment_id, r.id, r.status,
          r.started_at, r.completed_at, r.score, r.max_score, r.percentage, r.passed,
-         r.grading_status, r.integrity_score,
+         r.grading_status, r.integrity_score, r.integrity_score_status,
          review.outcome(decisions[r.id], export.second_reviewer))
         for r in result["items"]]
     return result
@@ -87,7 +89,7 @@ async def alerts_page(session: AsyncSession, user: Claims, export: ExamExport,
     result["items"] = [
         (r.id, r.severity, r.status, r.kind, r.event_type, r.count, r.first_at, r.created_at,
          r.full_name or r.username, r.username, r.enrollment_id, r.attempt_id, r.description,
-         r.anomaly_score, r.status_note, r.status_at)
+         r.anomaly_score, r.status_note, r.status_at, r.score_status)
         for r in result["items"]]
     return result
 
