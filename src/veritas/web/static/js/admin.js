@@ -1,6 +1,6 @@
 // Admin pages: users (filter, create, edit, lock/unlock, password resets) and the audit-log browser.
 
-import { api, explain } from './api.js';
+import { api, download, explain } from './api.js';
 import { h, heading, field, fmt, fmtDate, message, pager, select, showError } from './ui.js';
 
 export async function users({ view }) {
@@ -185,8 +185,9 @@ export async function auditLogs({ view }) {
     until: h('input', { name: 'until', type: 'datetime-local' }),
   };
   const labels = { action: 'Action', user_id: 'User id', resource_type: 'Resource type', resource_id: 'Resource id', since: 'From', until: 'Until' };
+  const exportButton = h('button', { type: 'button', class: 'secondary' }, 'Download (CSV)');
   const filters = h('form', { class: 'toolbar', role: 'search', 'aria-label': 'Filter the audit log' },
-    Object.entries(inputs).map(([k, el]) => field(labels[k], el)), h('button', { type: 'submit' }, 'Filter'));
+    Object.entries(inputs).map(([k, el]) => field(labels[k], el)), h('button', { type: 'submit' }, 'Filter'), exportButton);
   const body = h('tbody');
   const list = h('table', {}, h('caption', {}, 'Audit records, newest first'),
     h('thead', {}, h('tr', {}, ['When', 'Action', 'User', 'Resource', 'IP', 'Details'].map((c) => h('th', { scope: 'col' }, c)))),
@@ -226,5 +227,13 @@ export async function auditLogs({ view }) {
     },
     footer);
   filters.addEventListener('submit', (e) => { e.preventDefault(); message(box, 'info', ''); load(true); });
+  // The records the filters select, every page of them.
+  exportButton.addEventListener('click', async () => {
+    try {
+      await download('/api/admin/audit-logs/export.csv', { query: query() });
+    } catch (err) {
+      showError(box, err);
+    }
+  });
   await load(true);
 }

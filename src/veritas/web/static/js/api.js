@@ -76,8 +76,9 @@ function queryString(query) {
   return text ? `?${text}` : '';
 }
 
-/** Call the API; resolves with the JSON body (null for 204), rejects with ApiError. */
-export async function api(path, { method = 'GET', body, query, auth = true, retried = false } = {}) {
+/** Call the API and resolve with its Response when it succeeds (after one refresh on 401);
+ *  rejects with ApiError otherwise. */
+async function send(path, { method = 'GET', body, query, auth = true, retried = false } = {}) {
   const headers = {};
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const token = session.token();
@@ -86,7 +87,7 @@ export async function api(path, { method = 'GET', body, query, auth = true, retr
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (res.status === 401 && auth && token && !retried && await refresh().catch(() => false)) {
-    return api(path, { method, body, query, auth, retried: true });
+    return send(path, { method, body, query, auth, retried: true });
   }
   if (!res.ok) {
     const payload = await res.json().catch(() => ({}));
@@ -97,7 +98,45 @@ export async function api(path, { method = 'GET', body, query, auth = true, retr
     }
     throw err;
   }
+  return res;
+}
+
+/** Call the API; resolves with the JSON body (null for 204), rejects with ApiError. */
+export async function api(path, options = {}) {
+  const res = await send(path, options);
   return res.status === 204 ? null : res.json();
+}
+
+/** Download a file the API sends (a CSV export) under the name it gives. The bearer token
+ *  goes in a header, so the page fetches it and hands the browser the bytes. */
+export async function download(path, { query } = {}) {
+  const res = await send(path, { query });
+  const name = /filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') || '')?.[1] || 'export.csv';
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return name;
+}
+
+/** Show an HTML page of the API (the incident report) in a new tab. The tab is opened at
+ *  once, in the click, so no pop-up blocker stops it, and gets the page when it arrives. */
+export async function openPage(path, { query } = {}) {
+  const tab = window.open('', '_blank');
+  try {
+    const res = await send(path, { query });
+    const url = URL.createObjectURL(new Blob([await res.text()], { type: 'text/html' }));
+    if (tab) tab.location.href = url;
+    else location.href = url; // no new tab allowed: show it here
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (err) {
+    tab?.close();
+    throw err;
+  }
 }
 
 export async function login(identifier, password) {

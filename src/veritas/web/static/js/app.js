@@ -6,6 +6,7 @@ import * as student from './student.js';
 import { examPage } from './exam.js';
 import * as teacherExams from './teacher-exams.js';
 import * as insights from './teacher-insights.js';
+import * as alerts from './teacher-alerts.js';
 import * as grading from './grading.js';
 import * as admin from './admin.js';
 
@@ -23,7 +24,7 @@ const ROUTES = [
   ['/teacher/exams/new', STAFF, teacherExams.createExam],
   ['/teacher/exams/:examId', STAFF, teacherExams.editExam],
   ['/teacher/exams/:examId/analytics', STAFF, insights.analytics],
-  ['/teacher/alerts', STAFF, insights.liveAlerts],
+  ['/teacher/alerts', STAFF, alerts.alertList],
   ['/teacher/grading', STAFF, grading.queue],
   ['/teacher/attempts/:attemptId', STAFF, insights.attemptTimeline],
   ['/teacher/attempts/:attemptId/grading', STAFF, grading.gradeAttempt],

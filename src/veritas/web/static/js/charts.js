@@ -2,6 +2,7 @@
 // screen reader gets the data, not just "image".
 
 import { uid } from './ui.js';
+import { say } from './words.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 
@@ -102,12 +103,12 @@ export function timelineStrip(title, { start, end, events }) {
   const anomalies = events.filter((e) => e.is_anomaly).length;
   const svg = svgRoot(width, height, title,
     `${events.length} events between ${new Date(t0).toLocaleTimeString()} and ${new Date(t1).toLocaleTimeString()}, ` +
-    `${anomalies} marked as anomalies; lanes: ${lanes.join(', ') || 'none'}. The table below lists every event.`);
+    `${anomalies} marked as anomalies; lanes: ${lanes.map((lane) => say('events', lane)).join(', ') || 'none'}. The table below lists every event.`);
   const x = (t) => left + ((Math.min(Math.max(t, t0), t1) - t0) / (t1 - t0)) * (width - left - 10);
   lanes.forEach((lane, i) => {
     const y = 24 + i * laneH;
     svg.append(
-      s('text', { x: left - 6, y: y + 14, 'text-anchor': 'end', class: 'tick' }, lane),
+      s('text', { x: left - 6, y: y + 14, 'text-anchor': 'end', class: 'tick' }, say('events', lane)),
       s('line', { x1: left, y1: y + laneH / 2, x2: width - 10, y2: y + laneH / 2, class: 'lane' }),
     );
   });
@@ -119,7 +120,7 @@ export function timelineStrip(title, { start, end, events }) {
     const mark = duration > 0
       ? s('rect', { x: x(at - duration), y: y + 5, width: Math.max(2, x(at) - x(at - duration)), height: laneH - 10, fill: color, opacity: 0.8 })
       : s('rect', { x: x(at) - 1, y: y + 4, width: 2, height: laneH - 8, fill: color });
-    mark.append(s('title', {}, `${e.event_type} at ${new Date(at).toLocaleTimeString()}${e.description ? ` — ${e.description}` : ''}`));
+    mark.append(s('title', {}, `${say('events', e.event_type)} at ${new Date(at).toLocaleTimeString()}${e.description ? ` — ${e.description}` : ''}`));
     svg.append(mark);
     if (e.is_anomaly) {
       const cx = x(at);

@@ -3,6 +3,7 @@
 import { api, session } from './api.js';
 import { h, heading, facts, fmt, fmtDate, fmtDuration, fmtIntegrity, fmtZoned, fmtPct, fmtPoints, gradingBadge, link, passedText, showError, table } from './ui.js';
 import { VeritasMonitor } from '../sdk/veritas-monitor.js';
+import { say } from './words.js';
 
 const EXAM_CACHE = 'veritas.exams';
 
@@ -153,7 +154,7 @@ export async function attemptDetail({ view, params }) {
   view.querySelector('h1').textContent = `Result: ${a.exam_title}`;
   view.append(
     facts([
-      ['Status', a.status],
+      ['Status', say('attempt_statuses', a.status)],
       ['Score', a.score === null ? '—' : `${fmtPoints(a.score)} of ${fmtPoints(a.max_score)}`],
       ['Percentage', a.percentage === null ? '—' : `${a.percentage.toFixed(1)} %`],
       ['Passed', passedText(a)],
@@ -166,7 +167,7 @@ export async function attemptDetail({ view, params }) {
     h('section', { 'aria-labelledby': 'mon-h' }, h('h2', { id: 'mon-h' }, 'What was recorded'),
       h('p', {}, `${summary.total_events || 0} monitoring events in total.`),
       table([{ label: 'Event', key: 'type' }, { label: 'Count', key: 'n' }],
-        Object.entries(summary.by_type || {}).map(([type, n]) => ({ type, n })))),
+        Object.entries(summary.by_type || {}).map(([type, n]) => ({ type: say('events', type), n })))),
     h('section', { 'aria-labelledby': 'fb-h' }, h('h2', { id: 'fb-h' }, 'Feedback'),
       h('p', {}, a.feedback?.summary || 'No feedback yet.'),
       a.feedback?.recommendations?.length

@@ -1,6 +1,7 @@
 // Small DOM helpers: no framework, just elements built in code (text is never parsed as HTML).
 
 import { explain } from './api.js';
+import { choices } from './words.js';
 
 let counter = 0;
 export const uid = (prefix = 'f') => `${prefix}-${++counter}`;
@@ -177,7 +178,7 @@ export function pager(load, renderItems, container) {
 
 // --- grading status: shown wherever a score is, so an ungraded 0 never reads as a failure ---
 
-export const GRADING_LABELS = { pending: 'Awaiting grading', graded: 'Graded' };
+export const GRADING_LABELS = Object.fromEntries(choices('grading_statuses'));
 
 /** A small badge for an attempt's grading_status (nothing before it is submitted). */
 export function gradingBadge(status) {
